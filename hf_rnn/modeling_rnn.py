@@ -1,0 +1,538 @@
+"""PyTorch simple-RNN, LSTM and GRU text models for transformers.
+
+One implementation serves the three cell types: `RecurrentModel` embeds tokens (or runs a transformer encoder
+frontend), runs stacked, optionally bidirectional recurrent layers over the real tokens, and pools. The task heads
+add a small dense classifier. This file imports its configuration only relatively, so it also works as Hub remote code.
+
+Padding is exact without packing: right-padded positions come after every real token, so the forward direction's
+outputs at real positions do not depend on them, and the backward direction runs over each sequence reversed within its
+own length. On CPU that is about 2x faster than `pack_padded_sequence`, which leaves the fused oneDNN kernel (see
+`hf_rnn/benchmark.py`); on CUDA, packing lets cuDNN skip the padding, so it is used there.
+"""
+
+import inspect
+import math
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from transformers import MODEL_MAPPING, AutoModel, PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_outputs import (
+    BaseModelOutputWithPooling,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
+
+from .configuration_rnn import GRUConfig, LSTMConfig, RecurrentConfig, RNNConfig
+
+_CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "sigmoid": nn.Sigmoid, "linear": nn.Identity}
+
+
+def reverse_padded(hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverses each sequence of a right-padded batch within its own length; padding stays in place.
+
+    Args:
+        hidden (`torch.Tensor` of shape `(batch, time, features)`): the batch.
+        lengths (`torch.LongTensor` of shape `(batch,)`): the number of real positions of each sequence.
+    """
+    batch, time = hidden.shape[:2]
+    positions = torch.arange(time, device=hidden.device).expand(batch, time)
+    index = lengths.unsqueeze(1) - 1 - positions
+    # padding positions map to themselves, so applying the function twice is the identity
+    index = torch.where(index >= 0, index, positions)
+    return hidden.gather(1, index.unsqueeze(-1).expand_as(hidden))
+
+
+def merge_directions(forward: torch.Tensor, backward: torch.Tensor, mode: str) -> torch.Tensor:
+    """Combines the two directions as Keras' `Bidirectional(merge_mode=...)` does."""
+    if mode == "concat":
+        return torch.cat([forward, backward], dim=-1)
+    if mode == "sum":
+        return forward + backward
+    if mode == "mul":
+        return forward * backward
+    return (forward + backward) / 2
+
+
+class RecurrentLayer(nn.Module):
+    """One recurrent layer: a forward cell and, if bidirectional, a backward cell over each reversed sequence."""
+
+    def __init__(self, config: RecurrentConfig, input_size: int):
+        super().__init__()
+        cell_kwargs = {"input_size": input_size, "hidden_size": config.hidden_size, "batch_first": True}
+        if config.cell_type == "rnn":
+            cell_kwargs["nonlinearity"] = config.nonlinearity
+        cell = _CELLS[config.cell_type]
+        self.forward_cell = cell(**cell_kwargs)
+        self.backward_cell = cell(**cell_kwargs) if config.bidirectional else None
+        self.merge_mode = config.merge_mode
+        self.sequence_packing = config.sequence_packing
+
+    def _run(self, cell: nn.RNNBase, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        pack = self.sequence_packing == "always" or (self.sequence_packing == "auto" and hidden.is_cuda)
+        if not pack:
+            return cell(hidden)[0]
+        packed = pack_padded_sequence(hidden, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        return pad_packed_sequence(cell(packed)[0], batch_first=True, total_length=hidden.shape[1])[0]
+
+    def forward(
+        self, hidden: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Returns the merged outputs `(batch, time, output_size)` and each direction's outputs."""
+        forward = self._run(self.forward_cell, hidden, lengths)
+        if self.backward_cell is None:
+            return forward, forward, None
+        backward = reverse_padded(self._run(self.backward_cell, reverse_padded(hidden, lengths), lengths), lengths)
+        return merge_directions(forward, backward, self.merge_mode), forward, backward
+
+
+class RecurrentPooler(nn.Module):
+    """Turns the last layer's token outputs into one vector per sequence, looking only at real tokens."""
+
+    def __init__(self, config: RecurrentConfig):
+        super().__init__()
+        self.pooling = config.pooling
+        self.merge_mode = config.merge_mode
+        self.attention = nn.Linear(config.output_size, 1) if config.pooling == "attention" else None
+
+    def forward(
+        self,
+        outputs: torch.Tensor,
+        forward: torch.Tensor,
+        backward: torch.Tensor | None,
+        lengths: torch.Tensor,
+        mask: torch.Tensor,
+    ) -> torch.Tensor:
+        rows = torch.arange(outputs.shape[0], device=outputs.device)
+        last = lengths - 1
+        if self.pooling == "last":
+            # the forward direction ends at the last real token, the backward one at the first
+            if backward is None:
+                return forward[rows, last]
+            return merge_directions(forward[rows, last], backward[:, 0], self.merge_mode)
+        if self.pooling == "first_last":
+            return torch.cat([outputs[:, 0], outputs[rows, last]], dim=-1)
+        if self.pooling == "mean":
+            return (outputs * mask.unsqueeze(-1)).sum(1) / lengths.unsqueeze(-1).to(outputs.dtype)
+        if self.pooling == "max":
+            return outputs.masked_fill(~mask.unsqueeze(-1), torch.finfo(outputs.dtype).min).amax(1)
+        scores = self.attention(outputs).squeeze(-1).masked_fill(~mask, torch.finfo(outputs.dtype).min)
+        weights = scores.softmax(dim=-1)  # (batch, time)
+        return torch.bmm(weights.unsqueeze(1), outputs).squeeze(1)
+
+
+class ClassificationHead(nn.Module):
+    """Dense hidden layers (the tutorials' `Dense(64, activation="relu")`) and the output projection."""
+
+    def __init__(self, config: RecurrentConfig, input_size: int):
+        super().__init__()
+        layers = []
+        for size in config.classifier_hidden_sizes:
+            layers += [nn.Dropout(config.classifier_dropout), nn.Linear(input_size, size)]
+            layers.append(_ACTIVATIONS[config.classifier_activation]())
+            input_size = size
+        layers += [nn.Dropout(config.classifier_dropout), nn.Linear(input_size, config.num_labels)]
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.layers(hidden)
+
+
+def build_frontend(config: RecurrentConfig) -> PreTrainedModel:
+    """Builds the transformer encoder of a `frontend="bert"` model from its config alone (no download)."""
+    encoder_class = MODEL_MAPPING[type(config.frontend_config)]
+    kwargs = {}
+    if "add_pooling_layer" in inspect.signature(encoder_class.__init__).parameters:
+        # an unused pooler has parameters without gradients, which breaks DistributedDataParallel
+        kwargs["add_pooling_layer"] = config.frontend_output == "pooled"
+    elif config.frontend_output == "pooled":
+        raise ValueError(
+            f"frontend_output='pooled' needs an encoder with a pooler; {encoder_class.__name__} has none. "
+            "Use frontend_output='sequence' or 'layer_mix'."
+        )
+    return AutoModel.from_config(config.frontend_config, **kwargs)
+
+
+class RecurrentPreTrainedModel(PreTrainedModel):
+    """Weight initialisation, frontend freezing and the shared class attributes of every hf_rnn model."""
+
+    config_class = RecurrentConfig
+    base_model_prefix = "backbone"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = False
+    _no_split_modules = ["RecurrentLayer"]
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module):
+        keras = self.config.initializer == "keras"
+        if isinstance(module, nn.RNNBase):
+            self._init_recurrent(module, keras)
+        elif isinstance(module, nn.Embedding):
+            if keras:
+                init.uniform_(module.weight, -0.05, 0.05)
+            else:
+                init.normal_(module.weight, 0.0, 1.0)
+            if module.padding_idx is not None and not getattr(module.weight, "_is_hf_initialized", False):
+                init.zeros_(module.weight[module.padding_idx])
+        elif isinstance(module, nn.Linear):
+            if keras:
+                init.xavier_uniform_(module.weight)
+                init.zeros_(module.bias)
+            else:
+                # PyTorch's own nn.Linear default
+                init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+                bound = 1 / math.sqrt(module.in_features)
+                init.uniform_(module.bias, -bound, bound)
+        elif isinstance(module, RecurrentModel) and module.layer_weights is not None:
+            init.zeros_(module.layer_weights)
+
+    @staticmethod
+    def _init_recurrent(module: nn.RNNBase, keras: bool):
+        hidden = module.hidden_size
+        for name, param in module.named_parameters():
+            if not keras:
+                # PyTorch's default for nn.RNN / nn.LSTM / nn.GRU
+                init.uniform_(param, -1 / math.sqrt(hidden), 1 / math.sqrt(hidden))
+            elif name.startswith("weight_ih"):
+                init.xavier_uniform_(param)
+            elif name.startswith("weight_hh"):
+                init.orthogonal_(param)
+            else:
+                init.zeros_(param)
+                # Keras' unit_forget_bias; PyTorch orders LSTM gates (input, forget, cell, output) and has two biases
+                if isinstance(module, nn.LSTM) and name.startswith("bias_ih"):
+                    if not getattr(param, "_is_hf_initialized", False):
+                        param[hidden : 2 * hidden].fill_(1.0)
+
+    def freeze_frontend(self) -> None:
+        """Applies `config.freeze_frontend` to the encoder frontend, if any.
+
+        Called at the end of construction and again after `from_pretrained`, since loading weights in transformers
+        v5 resets `requires_grad` set during `__init__`.
+        """
+        frontend = getattr(self.base_model, "frontend", None)
+        if frontend is None:
+            return
+        mode = self.config.freeze_frontend
+        frontend.requires_grad_(mode == "none")
+        if mode == "embeddings":
+            frontend.requires_grad_(True)
+            frontend.get_input_embeddings().requires_grad_(False)
+            embeddings = getattr(frontend, "embeddings", None)
+            if embeddings is not None:
+                embeddings.requires_grad_(False)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        # transformers records only the saved class in `auto_map`; fill it for every Auto class so that
+        # `trust_remote_code=True` works with any of them where hf_rnn is not installed
+        family = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}[self.config.cell_type]
+        self.config.auto_map = {
+            "AutoConfig": f"configuration_rnn.{family}Config",
+            "AutoModel": f"modeling_rnn.{family}Model",
+            "AutoModelForSequenceClassification": f"modeling_rnn.{family}ForSequenceClassification",
+            "AutoModelForTokenClassification": f"modeling_rnn.{family}ForTokenClassification",
+        }
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        model = super().from_pretrained(*args, **kwargs)
+        model.freeze_frontend()
+        return model
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        frontend = getattr(self.base_model, "frontend", None)
+        if frontend is not None and self.config.freeze_frontend == "all":
+            # a fully frozen encoder stays in eval mode (no dropout), so its outputs are fixed and cacheable
+            frontend.eval()
+        return self
+
+
+class RecurrentModel(RecurrentPreTrainedModel):
+    """The bare recurrent encoder: embeddings (or a transformer frontend), stacked recurrent layers and a pooler.
+
+    Returns a `BaseModelOutputWithPooling` whose `last_hidden_state` is `(batch, time, config.output_size)` (zero at
+    padding positions), `pooler_output` is `(batch, config.pooled_size)` and `hidden_states` (when asked for) holds
+    the embeddings and every layer's outputs.
+    """
+
+    def __init__(self, config: RecurrentConfig):
+        super().__init__(config)
+        if config.frontend == "bert":
+            self.frontend = build_frontend(config)
+            self.embeddings = None
+            mix_size = config.frontend_config.num_hidden_layers + 1
+            self.layer_weights = nn.Parameter(torch.zeros(mix_size)) if config.frontend_output == "layer_mix" else None
+        else:
+            self.frontend = None
+            self.embeddings = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=config.pad_token_id)
+            self.layer_weights = None
+        self.embedding_dropout = nn.Dropout(config.embedding_dropout)
+        input_sizes = [config.embedding_dim] + [config.output_size] * (config.num_layers - 1)
+        self.layers = nn.ModuleList(RecurrentLayer(config, size) for size in input_sizes)
+        self.dropout = nn.Dropout(config.dropout)
+        self.pooler = RecurrentPooler(config)
+        # Initialize weights and apply final processing
+        self.post_init()
+        self.freeze_frontend()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.embeddings if self.frontend is None else self.frontend.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module):
+        if self.frontend is None:
+            self.embeddings = value
+        else:
+            self.frontend.set_input_embeddings(value)
+
+    def _embed(
+        self,
+        input_ids: torch.Tensor | None,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None,
+        inputs_embeds: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns the token vectors `(batch, time, embedding_dim)` and the mask they go with."""
+        if self.frontend is None:
+            return (inputs_embeds if inputs_embeds is not None else self.embeddings(input_ids)), attention_mask
+        output_mix = self.layer_weights is not None
+        encoded = self.frontend(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            inputs_embeds=inputs_embeds,
+            output_hidden_states=output_mix,
+        )
+        if self.config.frontend_output == "pooled":
+            # the pooled vector is a one-step sequence for the recurrent layers
+            return encoded.pooler_output.unsqueeze(1), attention_mask[:, :1]
+        if output_mix:
+            weights = self.layer_weights.softmax(0)
+            return sum(w * h for w, h in zip(weights, encoded.hidden_states)), attention_mask
+        return encoded.last_hidden_state, attention_mask
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPooling | tuple:
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if attention_mask is None:
+            # like Keras' mask_zero: without a mask, padding ids are masked
+            attention_mask = (
+                input_ids.ne(self.config.pad_token_id).long()
+                if input_ids is not None
+                else torch.ones(inputs_embeds.shape[:2], dtype=torch.long, device=inputs_embeds.device)
+            )
+
+        # 1. embed: (batch, time, embedding_dim)
+        hidden, attention_mask = self._embed(input_ids, attention_mask, token_type_ids, inputs_embeds)
+        mask = attention_mask.bool()
+        # an empty sequence is read as one padding step, so every row has a state to pool
+        lengths = mask.sum(1).clamp(min=1)
+        positions = torch.arange(mask.shape[1], device=mask.device)
+        if not torch.equal(mask, positions < mask.sum(1, keepdim=True)):
+            raise ValueError(
+                "hf_rnn models need right-padded inputs (attention_mask of 1s then 0s); "
+                "set tokenizer.padding_side = 'right'."
+            )
+        hidden = self.embedding_dropout(hidden)
+        all_hidden_states = (hidden,) if output_hidden_states else None
+
+        # 2. run the stacked recurrent layers over the real tokens: (batch, time, output_size)
+        for index, layer in enumerate(self.layers):
+            if index > 0:
+                hidden = self.dropout(hidden)
+            hidden, forward, backward = layer(hidden, lengths)
+            if output_hidden_states:
+                all_hidden_states += (hidden,)
+
+        # 3. pool over real tokens: (batch, pooled_size); padding positions of the sequence output are zeroed
+        pooled = self.pooler(hidden, forward, backward, lengths, mask)
+        hidden = hidden * mask.unsqueeze(-1).to(hidden.dtype)
+
+        if not return_dict:
+            return tuple(v for v in (hidden, pooled, all_hidden_states) if v is not None)
+        return BaseModelOutputWithPooling(
+            last_hidden_state=hidden, pooler_output=pooled, hidden_states=all_hidden_states
+        )
+
+
+def classification_loss(config: RecurrentConfig, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Loss per `config.problem_type`, inferred once from the labels as `BertForSequenceClassification` does."""
+    if config.problem_type is None:
+        if config.num_labels == 1:
+            config.problem_type = "regression"
+        elif labels.dtype in (torch.long, torch.int):
+            config.problem_type = "single_label_classification"
+        else:
+            config.problem_type = "multi_label_classification"
+    if config.problem_type == "regression":
+        return nn.functional.mse_loss(logits.squeeze(-1), labels.to(logits.dtype).view(logits.shape[:-1]))
+    if config.problem_type == "single_label_classification":
+        # -100 marks positions to ignore (padding and sub-word continuations in token classification)
+        return nn.functional.cross_entropy(logits.reshape(-1, config.num_labels), labels.reshape(-1))
+    return nn.functional.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+
+
+class RecurrentForSequenceClassification(RecurrentPreTrainedModel):
+    """A recurrent encoder with a dense classification (or regression) head on its pooled output."""
+
+    def __init__(self, config: RecurrentConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.backbone = self.base_model_class(config)
+        self.classifier = ClassificationHead(config, config.pooled_size)
+        # Initialize weights and apply final processing
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> SequenceClassifierOutput | tuple:
+        r"""
+        labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+            Class indices in `[0, config.num_labels)` (cross-entropy); floats of shape `(batch_size, num_labels)`
+            for multi-label classification (BCE); floats for regression when `config.num_labels == 1` (MSE).
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        outputs = self.backbone(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            inputs_embeds=inputs_embeds,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        # 4. classify the pooled vector: (batch, num_labels)
+        logits = self.classifier(outputs.pooler_output)
+        loss = classification_loss(self.config, logits, labels) if labels is not None else None
+        if not return_dict:
+            output = (logits,) + ((outputs.hidden_states,) if outputs.hidden_states is not None else ())
+            return ((loss,) + output) if loss is not None else output
+        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+
+
+class RecurrentForTokenClassification(RecurrentPreTrainedModel):
+    """A recurrent encoder with a dense classifier on every token (tagging: NER, POS, the many-to-many case)."""
+
+    def __init__(self, config: RecurrentConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.backbone = self.base_model_class(config)
+        self.classifier = ClassificationHead(config, config.output_size)
+        # Initialize weights and apply final processing
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> TokenClassifierOutput | tuple:
+        r"""
+        labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
+            Tag indices in `[0, config.num_labels)`; -100 marks positions to ignore.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        outputs = self.backbone(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            inputs_embeds=inputs_embeds,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        # 4. classify every token: (batch, time, num_labels)
+        logits = self.classifier(outputs.last_hidden_state)
+        loss = None
+        if labels is not None:
+            if self.config.problem_type is None:
+                self.config.problem_type = "single_label_classification"
+            loss = classification_loss(self.config, logits, labels)
+        if not return_dict:
+            output = (logits,) + ((outputs.hidden_states,) if outputs.hidden_states is not None else ())
+            return ((loss,) + output) if loss is not None else output
+        return TokenClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+
+
+class RNNModel(RecurrentModel):
+    config_class = RNNConfig
+
+
+class LSTMModel(RecurrentModel):
+    config_class = LSTMConfig
+
+
+class GRUModel(RecurrentModel):
+    config_class = GRUConfig
+
+
+class RNNForSequenceClassification(RecurrentForSequenceClassification):
+    config_class = RNNConfig
+    base_model_class = RNNModel
+
+
+class LSTMForSequenceClassification(RecurrentForSequenceClassification):
+    config_class = LSTMConfig
+    base_model_class = LSTMModel
+
+
+class GRUForSequenceClassification(RecurrentForSequenceClassification):
+    config_class = GRUConfig
+    base_model_class = GRUModel
+
+
+class RNNForTokenClassification(RecurrentForTokenClassification):
+    config_class = RNNConfig
+    base_model_class = RNNModel
+
+
+class LSTMForTokenClassification(RecurrentForTokenClassification):
+    config_class = LSTMConfig
+    base_model_class = LSTMModel
+
+
+class GRUForTokenClassification(RecurrentForTokenClassification):
+    config_class = GRUConfig
+    base_model_class = GRUModel
+
+
+__all__ = [
+    "RecurrentPreTrainedModel",
+    "RecurrentModel",
+    "RNNModel",
+    "LSTMModel",
+    "GRUModel",
+    "RNNForSequenceClassification",
+    "LSTMForSequenceClassification",
+    "GRUForSequenceClassification",
+    "RNNForTokenClassification",
+    "LSTMForTokenClassification",
+    "GRUForTokenClassification",
+]
