@@ -1,0 +1,185 @@
+"""The `hf-rnn` command: a thin layer over functions Python users can call too.
+
+    hf-rnn list                                  models, recipes and embedded datasets in the zoo
+    hf-rnn train [RECIPE] [--set KEY=VALUE ...]  train, evaluate and save (default: the quickstart recipe)
+    hf-rnn eval MODEL_DIR [--data DATASET]       test-set metrics of a saved model
+    hf-rnn predict MODEL_DIR [TEXT ...] [--file F] [--output OUT]
+    hf-rnn summary MODEL                         Keras-style layer table with parameter counts
+
+Errors a user can cause print one line and exit 2 (bad usage, recipe or input) or 1 (a failure while running);
+set HF_RNN_DEBUG=1 to see the traceback.
+"""
+
+import argparse
+import csv
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from huggingface_hub.errors import StrictDataclassError
+
+from .recipes import RecipeError, list_models, list_recipes, load_recipe
+
+# errors caused by what the user gave (a recipe, an argument, a file): exit code 2
+USER_ERRORS = (RecipeError, ValueError, FileNotFoundError, FileExistsError, StrictDataclassError, UnicodeDecodeError)
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from .data import EMBEDDED_DATASETS
+
+    print("Models (configs/models):")
+    for name in list_models():
+        print(f"  {name}")
+    print("Recipes (configs/recipes):")
+    for name in list_recipes():
+        print(f"  {name:28} {load_recipe(name).description}")
+    print("Embedded datasets (offline):")
+    for name, entry in EMBEDDED_DATASETS.items():
+        print(f"  {name:28} {entry.description}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .training import train
+
+    recipe = load_recipe(args.recipe, overrides=args.set)
+    result = train(recipe, output_dir=args.output_dir, overwrite=args.overwrite)
+    print(f"Model saved to {result.output_dir.resolve()}")
+    print("Test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items()))
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from .data import DataSpec
+    from .training import evaluate_model
+
+    data = (
+        DataSpec(dataset=args.data, text_column=args.text_column, label_column=args.label_column)
+        if args.data
+        else None
+    )
+    metrics = evaluate_model(args.model_dir, data=data, split=args.split)
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def _read_lines(path: str) -> Iterator[str]:
+    """Lines of a UTF-8 text file (or stdin for `-`), streamed; a bad byte is an error naming the line."""
+    stream = sys.stdin if path == "-" else open(path, encoding="utf-8", newline="")  # noqa: SIM115
+    number = 0
+    try:
+        for number, line in enumerate(stream, start=1):
+            yield line.rstrip("\r\n")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{path}: line {number + 1} is not UTF-8 ({error.reason}); re-encode the file as UTF-8."
+        ) from None
+    finally:
+        if stream is not sys.stdin:
+            stream.close()
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from .training import predict
+
+    if args.texts and args.file:
+        raise ValueError("give texts or --file, not both.")
+    texts = args.texts or _read_lines(args.file or "-")
+    results = predict(args.model_dir, texts, batch_size=args.batch_size)
+    if args.output is None:
+        for result in results:
+            print(json.dumps(result, ensure_ascii=False), flush=True)
+        return 0
+    output = Path(args.output)
+    with output.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, ["text", "label", "score"]) if output.suffix == ".csv" else None
+        if writer is not None:
+            writer.writeheader()
+        for count, result in enumerate(results, start=1):
+            if writer is not None:
+                writer.writerow(result)
+            else:
+                handle.write(json.dumps(result, ensure_ascii=False) + "\n")
+            # written as it goes, so an interrupted run keeps every finished batch
+            if count % args.batch_size == 0:
+                handle.flush()
+    print(f"Predictions written to {output}", file=sys.stderr)
+    return 0
+
+
+def _cmd_summary(args: argparse.Namespace) -> int:
+    from .recipes import build_untrained_model
+    from .summary import summary
+
+    summary(build_untrained_model(args.model))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hf-rnn", description="Recurrent text classifiers as Hugging Face transformers models."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub = commands.add_parser("list", help="list the models, recipes and embedded datasets")
+    sub.set_defaults(run=_cmd_list)
+
+    sub = commands.add_parser("train", help="train, evaluate and save a model from a recipe")
+    sub.add_argument("recipe", nargs="?", help="a recipe name (see `hf-rnn list`) or YAML file; default: quickstart")
+    sub.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe key, e.g. training.seed=1"
+    )
+    sub.add_argument("--output-dir", help="model directory to write (default: ./hf_rnn_outputs/<recipe name>)")
+    sub.add_argument("--overwrite", action="store_true", help="replace an existing model directory")
+    sub.set_defaults(run=_cmd_train)
+
+    sub = commands.add_parser("eval", help="evaluate a saved model")
+    sub.add_argument("model_dir")
+    sub.add_argument("--data", help="dataset name or file (default: the model's own recipe data)")
+    sub.add_argument("--text-column", default="text")
+    sub.add_argument("--label-column", default="label")
+    sub.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    sub.set_defaults(run=_cmd_eval)
+
+    sub = commands.add_parser("predict", help="label texts with a saved model (JSON lines: text, label, score)")
+    sub.add_argument("model_dir")
+    sub.add_argument("texts", nargs="*", help="texts to label; with none and no --file, lines are read from stdin")
+    sub.add_argument("--file", help="a UTF-8 text file with one text per line ('-' for stdin)")
+    sub.add_argument("--output", help="write results to a .jsonl or .csv file instead of stdout")
+    sub.add_argument("--batch-size", type=int, default=256)
+    sub.set_defaults(run=_cmd_predict)
+
+    sub = commands.add_parser("summary", help="print a Keras-style summary of a model")
+    sub.add_argument("model", help="a model name or YAML from configs/models, a recipe, or a saved model directory")
+    sub.set_defaults(run=_cmd_summary)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except USER_ERRORS as error:
+        if os.environ.get("HF_RNN_DEBUG"):
+            raise
+        print(f"hf-rnn: error: {_one_line(error)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hf-rnn: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # a failure while running: one line, exit 1, traceback only on request
+        if os.environ.get("HF_RNN_DEBUG"):
+            raise
+        print(f"hf-rnn: error: {type(error).__name__}: {_one_line(error)}", file=sys.stderr)
+        return 1
+
+
+def _one_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    return " ".join(lines) if lines else type(error).__name__
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,524 @@
+"""YAML recipes: one file describes a whole experiment (model, tokenizer, data, training), validated before any data
+or model is touched.
+
+A recipe has the top-level sections `model`, `tokenizer`, `data`, `training` and `hub`, plus `name`, `description`
+and `extends` (a recipe it builds on, merged key by key). `model` is either the name of a file in `configs/models/`
+or a mapping of config fields, optionally with `base:` naming such a file. Every key anywhere is checked: an unknown
+key is an error naming its place in the file and the closest valid key.
+
+Example:
+
+```python
+>>> from hf_rnn.recipes import load_recipe
+>>> recipe = load_recipe("imdb_bilstm", overrides=["training.num_train_epochs=1"])
+>>> recipe.training.learning_rate
+0.001
+```
+"""
+
+import dataclasses
+import difflib
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from huggingface_hub.errors import StrictDataclassError
+from transformers import AutoConfig, PreTrainedConfig
+
+from . import MODEL_CLASSES
+from .configuration_rnn import RecurrentConfig, RNNConfig
+from .data import DataSpec
+from .tokenization import TokenizerSpec
+
+
+class RecipeError(ValueError):
+    """A recipe (file, `--set` override or dict) is invalid; the message names where and how to fix it."""
+
+
+def _package_or_repo_dir(name: str) -> Path:
+    """`configs/` and `model_cards/` sit inside the installed wheel, or at the repository root in a checkout."""
+    inside = Path(__file__).parent / name
+    return inside if inside.is_dir() else Path(__file__).parent.parent / name
+
+
+CONFIGS_DIR = _package_or_repo_dir("configs")
+RECIPES_DIR = CONFIGS_DIR / "recipes"
+MODELS_DIR = CONFIGS_DIR / "models"
+DEFAULT_RECIPE = "quickstart"
+
+# the short model names of recipes -> transformers model types
+MODEL_TYPES = {"rnn": "hf_rnn", "lstm": "hf_lstm", "gru": "hf_gru"}
+# config fields a recipe does not set: they follow from the tokenizer and the data
+_DERIVED_FIELDS = {"vocab_size", "pad_token_id"}
+_FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def _config_fields() -> dict[str, Any]:
+    """Architecture fields of the hf_rnn configs (not the generic PreTrainedConfig ones), with their types."""
+    # the configuration module has no `from __future__ import annotations`, so these are real types
+    hints = {**RecurrentConfig.__annotations__, **RNNConfig.__annotations__}
+    return {name: hint for name, hint in hints.items() if name not in _DERIVED_FIELDS}
+
+
+@dataclass
+class ModelSpec:
+    """The `model` section: a cell type, a task and config fields.
+
+    Args:
+        type (`str`, *optional*, defaults to `"lstm"`): `"rnn"`, `"lstm"` or `"gru"`.
+        task (`str`, *optional*, defaults to `"sequence_classification"`): or `"token_classification"`.
+        frontend_pretrained (`str`, *optional*): encoder weights to load into a `frontend: bert` model (a Hub name,
+            a local folder, or `minilm` for the offline all-MiniLM-L6-v2).
+        config (`dict`): the remaining fields, passed to the config class.
+    """
+
+    type: Literal["rnn", "lstm", "gru"] = "lstm"
+    task: Literal["sequence_classification", "token_classification"] = "sequence_classification"
+    frontend_pretrained: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model_type(self) -> str:
+        return MODEL_TYPES[self.type]
+
+    def build_config(self, **derived) -> RecurrentConfig:
+        """The transformers config: the recipe's fields plus derived ones (vocab_size, pad_token_id, id2label)."""
+        config_class = MODEL_CLASSES[self.model_type][0]
+        return config_class(**self.config, **derived)
+
+
+@dataclass
+class TrainingSpec:
+    """The `training` section: `TrainingArguments` fields with RNN-appropriate defaults, and a few of hf_rnn's own.
+
+    The names are those of `transformers.TrainingArguments`; `early_stopping_patience`, `group_by_length` and
+    `metrics` are hf_rnn's. The default learning rate is 1e-3 (Keras' Adam default), not the Trainer's 5e-5, which
+    is far too low for recurrent networks trained from scratch.
+    """
+
+    output_dir: str | None = None
+    num_train_epochs: float = 3.0
+    max_steps: int = -1
+    learning_rate: float = 1e-3
+    per_device_train_batch_size: int = 64
+    per_device_eval_batch_size: int = 256
+    gradient_accumulation_steps: int = 1
+    weight_decay: float = 0.0
+    warmup_steps: float = 0.0
+    lr_scheduler_type: str = "linear"
+    optim: str = "adamw_torch"
+    # gradient clipping by global norm, as the tutorials stress for recurrent networks
+    max_grad_norm: float = 1.0
+    label_smoothing_factor: float = 0.0
+    seed: int = 42
+    bf16: bool = False
+    eval_strategy: Literal["epoch", "steps", "no"] = "epoch"
+    eval_steps: int | None = None
+    save_strategy: Literal["epoch", "steps", "no"] = "epoch"
+    save_steps: int | None = None
+    save_total_limit: int | None = 2
+    logging_steps: int = 50
+    metric_for_best_model: str = "accuracy"
+    early_stopping_patience: int | None = 2
+    group_by_length: bool = True
+    dataloader_num_workers: int = 0
+    metrics: list[str] = field(default_factory=lambda: ["accuracy", "f1", "roc_auc"])
+
+    def __post_init__(self):
+        for name in ("num_train_epochs", "learning_rate", "per_device_train_batch_size", "per_device_eval_batch_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}.")
+        for name in ("weight_decay", "warmup_steps", "max_grad_norm", "label_smoothing_factor"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}.")
+        if self.label_smoothing_factor >= 1:
+            raise ValueError(f"label_smoothing_factor must be in [0, 1), got {self.label_smoothing_factor}.")
+        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
+            raise ValueError(f"early_stopping_patience must be >= 1 or null, got {self.early_stopping_patience}.")
+        if self.early_stopping_patience is not None and self.eval_strategy == "no":
+            raise ValueError("early_stopping_patience needs evaluation; set eval_strategy to epoch or steps.")
+        if self.eval_strategy == "steps" and self.eval_steps is None:
+            raise ValueError("eval_strategy 'steps' needs eval_steps.")
+
+
+@dataclass
+class HubSpec:
+    """The `hub` section: push the trained model to the Hugging Face Hub at the end of `hf-rnn train`.
+
+    Args:
+        push_to_hub (`bool`, *optional*, defaults to `False`)
+        repo_id (`str`, *optional*): `user/name`; required when pushing.
+        private (`bool`, *optional*, defaults to `False`)
+        revision (`str`, *optional*): a branch to push to.
+        license (`str`, *optional*, defaults to `"apache-2.0"`): shown on the model card.
+        language (`str`, *optional*, defaults to `"en"`): shown on the model card.
+    """
+
+    push_to_hub: bool = False
+    repo_id: str | None = None
+    private: bool = False
+    revision: str | None = None
+    license: str = "apache-2.0"
+    language: str = "en"
+
+    def __post_init__(self):
+        if self.push_to_hub and not self.repo_id:
+            raise ValueError("push_to_hub is true but repo_id is not set; add hub.repo_id: user/model-name.")
+
+
+@dataclass
+class Recipe:
+    """A validated recipe. `source` is the file it came from (None for a dict)."""
+
+    name: str
+    description: str = ""
+    model: ModelSpec = field(default_factory=ModelSpec)
+    tokenizer: TokenizerSpec = field(default_factory=TokenizerSpec)
+    data: DataSpec = field(default_factory=DataSpec)
+    training: TrainingSpec = field(default_factory=TrainingSpec)
+    hub: HubSpec = field(default_factory=HubSpec)
+    source: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved recipe (after `extends`, `base` and overrides), as saved beside the model."""
+        model = {"type": self.model.type, "task": self.model.task, **self.model.config}
+        if self.model.frontend_pretrained is not None:
+            model["frontend_pretrained"] = self.model.frontend_pretrained
+        return {
+            "name": self.name,
+            "description": self.description,
+            "model": model,
+            "tokenizer": dataclasses.asdict(self.tokenizer),
+            "data": dataclasses.asdict(self.data),
+            "training": dataclasses.asdict(self.training),
+            "hub": dataclasses.asdict(self.hub),
+        }
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+_SECTIONS = {"tokenizer": TokenizerSpec, "data": DataSpec, "training": TrainingSpec, "hub": HubSpec}
+_TOP_LEVEL = {"name", "description", "extends", "model", *_SECTIONS}
+
+
+# --- reading YAML with positions ------------------------------------------------------------------------------
+
+
+class _Where:
+    """Where each key of a merged recipe came from: `path tuple -> "file:line"`."""
+
+    def __init__(self):
+        self.places: dict[tuple[str, ...], str] = {}
+
+    def of(self, path: tuple[str, ...]) -> str:
+        while path and path not in self.places:
+            path = path[:-1]
+        return self.places.get(path, "recipe")
+
+
+def _read_yaml(path: Path, where: _Where, prefix: tuple[str, ...] = ()) -> dict:
+    """Safe-loads a YAML mapping and records the line of every key."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecipeError(f"{path}: file not found.") from None
+    except UnicodeDecodeError as error:
+        raise RecipeError(
+            f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8."
+        ) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        place = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise RecipeError(f"{place}: YAML syntax error: {problem}.") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: a recipe must be a YAML mapping of sections, got {type(data).__name__}.")
+
+    def walk(node: yaml.Node, keys: tuple[str, ...]):
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                sub = (*keys, str(key_node.value))
+                where.places[sub] = f"{path}:{key_node.start_mark.line + 1}"
+                walk(value_node, sub)
+
+    walk(node, prefix)
+    return data
+
+
+def _merge(base: dict, override: dict) -> dict:
+    """Deep merge: mappings merge key by key, anything else in `override` replaces the base value."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _resolve_file(name: str, folder: Path, relative_to: Path | None, kind: str) -> Path:
+    """A recipe or model file given as a path (absolute, or relative to the including file or cwd) or a zoo name."""
+    candidates = [Path(name)]
+    if relative_to is not None:
+        candidates.insert(0, relative_to.parent / name)
+    stem = name if name.endswith((".yaml", ".yml")) else f"{name}.yaml"
+    candidates.append(folder / stem)
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate.resolve()
+    available = sorted(p.stem for p in folder.glob("*.yaml"))
+    close = difflib.get_close_matches(Path(name).stem, available, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise RecipeError(f"{kind} {name!r} not found as a file or in {folder}.{hint} Available: {', '.join(available)}.")
+
+
+def _load_with_extends(path: Path, where: _Where, chain: tuple[Path, ...] = ()) -> dict:
+    if path in chain:
+        cycle = " -> ".join(p.name for p in (*chain, path))
+        raise RecipeError(f"{path}: extends cycle: {cycle}.")
+    data = _read_yaml(path, where)
+    if isinstance(data.get("model"), str):
+        # `model: bilstm` is short for `model: {base: bilstm}`, so a child or --set can change single fields
+        data["model"] = {"base": data["model"]}
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str):
+        raise RecipeError(f"{where.of(('extends',))}: extends must be a recipe name or path, got {parent!r}.")
+    parent_path = _resolve_file(parent, RECIPES_DIR, path, "extends: recipe")
+    parent_where = _Where()
+    base = _load_with_extends(parent_path, parent_where, (*chain, path))
+    # keys set in this file keep this file's positions; inherited ones point at the parent
+    where.places = {**parent_where.places, **where.places}
+    return _merge(base, data)
+
+
+def _apply_override(data: dict, override: str, where: _Where) -> dict:
+    """Applies one `--set section.key=value` (the value is parsed as YAML: numbers, booleans, lists)."""
+    key, sep, raw = override.partition("=")
+    if not sep or not key.strip():
+        raise RecipeError(f"--set {override!r}: expected section.key=value, e.g. training.learning_rate=3e-4.")
+    path = tuple(part.strip() for part in key.split("."))
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        value = raw
+    node = data
+    for part in path[:-1]:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[path[-1]] = value
+    where.places[path] = f"--set {key}"
+    return data
+
+
+# --- validation -----------------------------------------------------------------------------------------------
+
+
+def _unknown_key(key: str, allowed: set[str], place: str, section: str) -> RecipeError:
+    close = difflib.get_close_matches(key, sorted(allowed), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return RecipeError(f"{place}: unknown key {key!r} in {section}.{hint} Allowed: {', '.join(sorted(allowed))}.")
+
+
+def _type_name(hint: Any) -> str:
+    if typing.get_origin(hint) is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join("null" if a is type(None) else _type_name(a) for a in typing.get_args(hint))
+    if typing.get_origin(hint) is list:
+        return f"a list of {_type_name(typing.get_args(hint)[0])}"
+    return getattr(hint, "__name__", str(hint)).replace("NoneType", "null")
+
+
+def _coerce(value: Any, hint: Any) -> tuple[bool, Any]:
+    """Checks a YAML value against a type hint; ints are accepted (and converted) where floats are expected."""
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return True, value
+    if origin is Literal:
+        return value in typing.get_args(hint), value
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(hint):
+            ok, converted = _coerce(value, option)
+            if ok:
+                return True, converted
+        return False, value
+    if origin is list:
+        if not isinstance(value, list):
+            return False, value
+        items = [_coerce(item, typing.get_args(hint)[0]) for item in value]
+        return all(ok for ok, _ in items), [converted for _, converted in items]
+    if origin is dict or hint is dict:
+        return isinstance(value, dict), value
+    if hint is type(None):
+        return value is None, value
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True, float(value)
+        # YAML 1.1 reads `3e-4` (no dot) as a string; accept what Python reads as a number
+        if isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
+            return True, float(value)
+        return False, value
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if hint is bool:
+        return isinstance(value, bool), value
+    if hint is str:
+        return isinstance(value, str), value
+    if isinstance(hint, type) and issubclass(hint, PreTrainedConfig):
+        return isinstance(value, dict), value
+    return isinstance(value, hint), value
+
+
+def _check_fields(values: dict, hints: dict[str, Any], section: str, where: _Where) -> dict:
+    """Rejects unknown keys and values of the wrong type, naming the key's place in the file."""
+    if not isinstance(values, dict):
+        raise RecipeError(f"{where.of((section,))}: {section} must be a mapping of keys, got {values!r}.")
+    checked = {}
+    for key, value in values.items():
+        key = str(key)
+        place = where.of((*section.split("."), key))
+        if key not in hints:
+            raise _unknown_key(key, set(hints), place, section)
+        ok, converted = _coerce(value, hints[key])
+        if not ok:
+            raise RecipeError(f"{place}: {section}.{key} must be {_type_name(hints[key])}, got {value!r}.")
+        checked[key] = converted
+    return checked
+
+
+def _build_section(cls: type, values: Any, section: str, where: _Where):
+    hints = {f.name: typing.get_type_hints(cls)[f.name] for f in dataclasses.fields(cls)}
+    checked = _check_fields(values if values is not None else {}, hints, section, where)
+    try:
+        return cls(**checked)
+    except ValueError as error:
+        raise RecipeError(f"{where.of((section,))}: {section}: {error}") from None
+
+
+def _build_model(values: Any, where: _Where, source: Path | None) -> ModelSpec:
+    if values is None:
+        values = {}
+    if isinstance(values, str):
+        values = {"base": values}
+    if not isinstance(values, dict):
+        raise RecipeError(f"{where.of(('model',))}: model must be a model name or a mapping, got {values!r}.")
+    values = dict(values)
+    base = values.pop("base", None)
+    if base is not None:
+        base_where = _Where()
+        base_path = _resolve_file(str(base), MODELS_DIR, source, "model")
+        base_data = _read_yaml(base_path, base_where, prefix=("model",))
+        base_data.pop("base", None)
+        where.places = {**base_where.places, **where.places}
+        values = _merge(base_data, values)
+    config_hints = _config_fields()
+    spec_hints = {"type": ModelSpec.__annotations__["type"], "task": ModelSpec.__annotations__["task"]}
+    spec_hints["frontend_pretrained"] = str | None
+    checked = _check_fields(values, {**spec_hints, **config_hints}, "model", where)
+    spec = ModelSpec(
+        type=checked.pop("type", "lstm"),
+        task=checked.pop("task", "sequence_classification"),
+        frontend_pretrained=checked.pop("frontend_pretrained", None),
+        config=checked,
+    )
+    if spec.type != "rnn" and "nonlinearity" in spec.config:
+        raise RecipeError(f"{where.of(('model', 'nonlinearity'))}: model.nonlinearity applies to type 'rnn' only.")
+    try:
+        # validate the architecture now, before any data is read; vocab_size and labels follow later
+        spec.build_config()
+    except (ValueError, StrictDataclassError) as error:
+        # the strict error spans lines ("Class validation error ...:\n    ValueError: ..."); keep the cause
+        message = re.sub(r"^\w+Error: ", "", str(error).strip().splitlines()[-1].strip())
+        named = [key for key in spec.config if re.match(rf"{key}\b", message) or f"'{key}'" in message]
+        place = where.of(("model", named[0]) if named else ("model",))
+        raise RecipeError(f"{place}: model: {message}") from None
+    return spec
+
+
+def recipe_from_dict(data: dict, name: str = "recipe", where: _Where | None = None, source: Path | None = None):
+    """Validates a recipe given as a dict (what a YAML file holds, after `extends`) and returns a [`Recipe`]."""
+    where = where or _Where()
+    if not isinstance(data, dict):
+        raise RecipeError(f"a recipe must be a mapping of sections, got {type(data).__name__}.")
+    for key in data:
+        if key not in _TOP_LEVEL:
+            raise _unknown_key(str(key), _TOP_LEVEL, where.of((str(key),)), "the recipe")
+    recipe = Recipe(
+        name=str(data.get("name", name)),
+        description=str(data.get("description", "")),
+        model=_build_model(data.get("model"), where, source),
+        source=str(source) if source else None,
+        **{section: _build_section(cls, data.get(section), section, where) for section, cls in _SECTIONS.items()},
+    )
+    return recipe
+
+
+def load_recipe(name_or_path: str | Path | None = None, overrides: list[str] | None = None) -> Recipe:
+    """Loads, merges (`extends`, `model.base`, `--set` overrides) and validates a recipe.
+
+    Args:
+        name_or_path (`str` or `Path`, *optional*): a YAML file, or the name of a recipe in `configs/recipes/`
+            (see `hf-rnn list`); defaults to the quickstart recipe.
+        overrides (`list[str]`, *optional*): `section.key=value` strings, validated like the file.
+
+    Raises:
+        [`RecipeError`]: one line naming the file, line and key that is wrong, and what is allowed.
+    """
+    path = _resolve_file(str(name_or_path or DEFAULT_RECIPE), RECIPES_DIR, None, "recipe")
+    where = _Where()
+    data = _load_with_extends(path, where)
+    for override in overrides or []:
+        data = _apply_override(data, override, where)
+    return recipe_from_dict(data, name=path.stem, where=where, source=path)
+
+
+def list_recipes() -> list[str]:
+    """Names of the recipes shipped in `configs/recipes/`."""
+    return sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
+
+
+def list_models() -> list[str]:
+    """Names of the model definitions shipped in `configs/models/`."""
+    return sorted(p.stem for p in MODELS_DIR.glob("*.yaml"))
+
+
+def build_untrained_model(name_or_path: str):
+    """A randomly initialised model for `hf-rnn summary`, from a saved model directory, a recipe or a model file.
+
+    Recipes size the vocabulary from `tokenizer.max_tokens`; a bare model file uses the config default (20,000).
+    """
+    path = Path(name_or_path)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"{path} is not a model directory: it has no config.json.")
+        config = AutoConfig.from_pretrained(path)
+        if config.model_type not in MODEL_CLASSES:
+            raise ValueError(
+                f"{path} holds a {config.model_type!r} model, not an hf_rnn one ({sorted(MODEL_CLASSES)})."
+            )
+        return MODEL_CLASSES[config.model_type][2](config)
+    is_recipe = name_or_path in list_recipes() or (
+        path.is_file()
+        and isinstance(data := yaml.safe_load(path.read_text(encoding="utf-8")), dict)
+        and "model" in data
+    )
+    if is_recipe:
+        recipe = load_recipe(name_or_path)
+        spec, derived = recipe.model, {"vocab_size": recipe.tokenizer.max_tokens}
+    else:
+        spec, derived = _build_model({"base": name_or_path}, _Where(), None), {}
+    classes = MODEL_CLASSES[spec.model_type]
+    return (classes[2] if spec.task == "sequence_classification" else classes[3])(spec.build_config(**derived))

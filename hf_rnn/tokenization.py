@@ -1,0 +1,216 @@
+"""Tokenizers for hf_rnn: a Keras `TextVectorization` analogue built with the `tokenizers` library.
+
+A tokenizer is trained on the training texts (word level, WordPiece or BPE), wrapped in
+`transformers.PreTrainedTokenizerFast`, and saved next to the model, so `AutoTokenizer.from_pretrained` and
+`pipeline(...)` load it like any other Hub tokenizer.
+"""
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from itertools import chain, islice
+from typing import Literal
+
+import datasets
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
+from transformers.tokenization_utils_base import VERY_LARGE_INTEGER
+
+PAD_TOKEN = "[PAD]"
+UNK_TOKEN = "[UNK]"
+
+# Unicode punctuation plus the ASCII symbols Keras' default standardization also strips ($ + < = > ^ ` | ~).
+_PUNCTUATION = Regex(r"[\p{P}$+<=>^`|~]")
+# Texts handed to the trainer per batch: large enough to keep the Rust side busy, small enough to stream.
+_TRAIN_BATCH_SIZE = 1000
+_NO_TEXT = object()
+
+
+@dataclass
+class TokenizerSpec:
+    """
+    How to build the tokenizer, with Keras `TextVectorization` defaults.
+
+    Args:
+        kind (`str`, *optional*, defaults to `"word_level"`):
+            `"word_level"` (one id per word, like Keras), `"wordpiece"` or `"bpe"` (subwords, so rare words are not
+            all `[UNK]`).
+        max_tokens (`int`, *optional*, defaults to 20000):
+            Vocabulary size, counting `[PAD]` and `[UNK]` (Keras `max_tokens`).
+        min_frequency (`int`, *optional*, defaults to 1):
+            Minimum count of a token in the training texts to enter the vocabulary.
+        lowercase (`bool`, *optional*, defaults to `True`):
+            Lowercase texts before splitting.
+        strip_punctuation (`bool`, *optional*, defaults to `True`):
+            Drop punctuation, as Keras `standardize="lower_and_strip_punctuation"` does, except that a punctuation
+            mark also separates words ("don't" gives "don" and "t" where Keras gives "dont"). When `False`,
+            punctuation marks become tokens of their own.
+        max_length (`int`, *optional*, defaults to 256):
+            Truncation length in tokens (Keras `output_sequence_length`); `None` keeps every token.
+        pretrained (`str`, *optional*):
+            Name or path of an existing tokenizer to load instead of training one (for pretrained encoder
+            frontends); only `max_length` applies then.
+    """
+
+    kind: Literal["word_level", "wordpiece", "bpe"] = "word_level"
+    max_tokens: int = 20000
+    min_frequency: int = 1
+    lowercase: bool = True
+    strip_punctuation: bool = True
+    max_length: int | None = 256
+    pretrained: str | None = None
+
+    def __post_init__(self):
+        kinds = ("word_level", "wordpiece", "bpe")
+        if self.kind not in kinds:
+            raise ValueError(f"kind={self.kind!r} is not supported; use one of {', '.join(kinds)}.")
+        if self.max_tokens < 3:
+            raise ValueError(f"max_tokens={self.max_tokens} is too small; it counts [PAD] and [UNK], so use >= 3.")
+        if self.min_frequency < 1:
+            raise ValueError(f"min_frequency={self.min_frequency} is out of range; use an integer >= 1.")
+        if self.max_length is not None and self.max_length < 1:
+            raise ValueError(
+                f"max_length={self.max_length} is out of range; use an integer >= 1, or None for no limit."
+            )
+
+
+def build_tokenizer(spec: TokenizerSpec, texts: Iterable[str]) -> PreTrainedTokenizerFast:
+    """
+    Train a tokenizer on `texts` (or load `spec.pretrained`) and wrap it for transformers.
+
+    The trained tokenizer always has `[PAD]` = 0 and `[UNK]` = 1, pads nothing at tokenization time (the collator pads
+    per batch) and truncates to `spec.max_length` when called with `truncation=True`.
+
+    Args:
+        spec (`TokenizerSpec`):
+            Kind, vocabulary size and standardization.
+        texts (`Iterable[str]`):
+            Training texts; a generator works and is consumed once, in batches. Ignored when `spec.pretrained` is set.
+
+    Returns:
+        `PreTrainedTokenizerFast`: saves with `save_pretrained` and loads back with `AutoTokenizer.from_pretrained`.
+
+    Example:
+
+    ```python
+    >>> from hf_rnn.tokenization import TokenizerSpec, build_tokenizer
+    >>> tokenizer = build_tokenizer(TokenizerSpec(max_length=4), ["A good movie.", "A bad movie!"])
+    >>> tokenizer("A good, good movie; really.", truncation=True)["input_ids"]
+    [2, 5, 5, 3]
+    ```
+    """
+    if spec.pretrained is not None:
+        tokenizer = AutoTokenizer.from_pretrained(spec.pretrained)
+        # None keeps the tokenizer's own limit: it is the position limit of the encoder it belongs to
+        if spec.max_length is not None:
+            tokenizer.model_max_length = spec.max_length
+        return tokenizer
+
+    iterator = iter(texts)
+    # peek one item to reject an empty iterable without materializing a generator
+    first = next(iterator, _NO_TEXT)
+    if first is _NO_TEXT:
+        raise ValueError("build_tokenizer got no texts; pass the training texts, or set `pretrained` in the spec.")
+    tokenizer = _new_tokenizer(spec)
+    tokenizer.train_from_iterator(_batches(chain([first], iterator)), trainer=_trainer(spec))
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        pad_token=PAD_TOKEN,
+        unk_token=UNK_TOKEN,
+        model_max_length=spec.max_length or VERY_LARGE_INTEGER,
+        # recurrent models take no token_type_ids
+        model_input_names=["input_ids", "attention_mask"],
+    )
+
+
+def _new_tokenizer(spec: TokenizerSpec) -> Tokenizer:
+    """An untrained tokenizer with the model, normalizer, pre-tokenizer and decoder of `spec.kind`."""
+    if spec.kind == "word_level":
+        tokenizer = Tokenizer(models.WordLevel(unk_token=UNK_TOKEN))
+    elif spec.kind == "wordpiece":
+        tokenizer = Tokenizer(models.WordPiece(unk_token=UNK_TOKEN))
+        tokenizer.decoder = decoders.WordPiece()
+    else:
+        # a character-level BPE (not byte-level) so that characters never seen in training map to [UNK] as well
+        tokenizer = Tokenizer(models.BPE(unk_token=UNK_TOKEN, end_of_word_suffix="</w>"))
+        tokenizer.decoder = decoders.BPEDecoder(suffix="</w>")
+    if spec.lowercase:
+        tokenizer.normalizer = normalizers.Lowercase()
+    splits = [pre_tokenizers.Whitespace()]
+    if spec.strip_punctuation:
+        # splitting at punctuation (rather than deleting it as Keras does) keeps words that punctuation glues
+        # together apart: IMDB's "movie.<br /><br />The" gives "movie br br the", not Keras' "moviebr brthe"
+        splits.insert(0, pre_tokenizers.Split(_PUNCTUATION, behavior="removed"))
+    # Whitespace splits on spaces and between words and any remaining symbols (emoji, or punctuation when kept)
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(splits)
+    return tokenizer
+
+
+def _trainer(spec: TokenizerSpec) -> trainers.Trainer:
+    # special tokens come first in the vocabulary, which is what makes [PAD] id 0 and [UNK] id 1
+    options = {
+        "vocab_size": spec.max_tokens,
+        "min_frequency": spec.min_frequency,
+        "special_tokens": [PAD_TOKEN, UNK_TOKEN],
+    }
+    if spec.kind == "word_level":
+        return trainers.WordLevelTrainer(**options)
+    if spec.kind == "wordpiece":
+        return trainers.WordPieceTrainer(**options)
+    return trainers.BpeTrainer(end_of_word_suffix="</w>", **options)
+
+
+def _batches(texts: Iterator[str]) -> Iterator[list[str]]:
+    # batches let the Rust trainer count words in parallel; None texts (missing values) count as empty
+    while batch := list(islice(texts, _TRAIN_BATCH_SIZE)):
+        yield ["" if text is None else text for text in batch]
+
+
+def tokenize_dataset(
+    dataset: datasets.Dataset | datasets.DatasetDict,
+    tokenizer: PreTrainedTokenizerFast,
+    text_column: str = "text",
+    num_proc: int | None = None,
+) -> datasets.Dataset | datasets.DatasetDict:
+    """
+    Replace the text column by truncated `input_ids` and their `length`; other columns (`label`) stay.
+
+    Nothing is padded here: `hf_rnn.data.PaddingCollator` pads each batch to its own longest sequence, and the
+    `length` column drives length-grouped batches (`train_sampling_strategy="group_by_length"`) and
+    `hf_rnn.data.sort_by_length`.
+
+    Args:
+        dataset (`datasets.Dataset` or `datasets.DatasetDict`):
+            Data with a text column.
+        tokenizer (`PreTrainedTokenizerFast`):
+            Tokenizer from `build_tokenizer` or `AutoTokenizer.from_pretrained`.
+        text_column (`str`, *optional*, defaults to `"text"`):
+            Column holding the texts.
+        num_proc (`int`, *optional*):
+            Worker processes for `datasets.Dataset.map`; `None` tokenizes in this process (the fast tokenizer
+            already uses several threads per batch).
+
+    Returns:
+        The same type as `dataset`, with the columns `input_ids` and `length` instead of `text_column`.
+    """
+    column_names = dataset.column_names
+    # a DatasetDict lists the columns of each split
+    for columns in column_names.values() if isinstance(column_names, dict) else [column_names]:
+        if text_column not in columns:
+            raise ValueError(
+                f"Column {text_column!r} not found (columns: {', '.join(columns)}); pass text_column= to name it."
+            )
+
+    def tokenize(batch: dict[str, list]) -> dict[str, list]:
+        texts = ["" if text is None else text for text in batch[text_column]]
+        input_ids = tokenizer(texts, truncation=True, return_attention_mask=False, return_token_type_ids=False)[
+            "input_ids"
+        ]
+        return {"input_ids": input_ids, "length": [len(ids) for ids in input_ids]}
+
+    return dataset.map(
+        tokenize,
+        batched=True,
+        remove_columns=[text_column],
+        num_proc=num_proc,
+        desc="Tokenizing",
+    )
