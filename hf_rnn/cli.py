@@ -5,6 +5,8 @@
     hf-rnn eval MODEL_DIR [--data DATASET]       test-set metrics of a saved model
     hf-rnn predict MODEL_DIR [TEXT ...] [--file F] [--output OUT]
     hf-rnn summary MODEL                         Keras-style layer table with parameter counts
+    hf-rnn card MODEL_DIR                        (re)write the model card
+    hf-rnn push MODEL_DIR REPO_ID [--private] [--revision R]
 
 Errors a user can cause print one line and exit 2 (bad usage, recipe or input) or 1 (a failure while running);
 set HF_RNN_DEBUG=1 to see the traceback.
@@ -117,6 +119,21 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_card(args: argparse.Namespace) -> int:
+    from .cards import write_model_card
+
+    print(f"Model card written to {write_model_card(args.model_dir, repo_id=args.repo_id)}")
+    return 0
+
+
+def _cmd_push(args: argparse.Namespace) -> int:
+    from .hub import push_model
+
+    url = push_model(args.model_dir, args.repo_id, private=args.private, revision=args.revision)
+    print(f"Pushed {args.model_dir} to {url}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hf-rnn", description="Recurrent text classifiers as Hugging Face transformers models."
@@ -154,6 +171,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = commands.add_parser("summary", help="print a Keras-style summary of a model")
     sub.add_argument("model", help="a model name or YAML from configs/models, a recipe, or a saved model directory")
     sub.set_defaults(run=_cmd_summary)
+
+    sub = commands.add_parser("card", help="(re)generate the model card README.md of a model directory")
+    sub.add_argument("model_dir")
+    sub.add_argument(
+        "--repo-id", help="the Hub repo the card's snippets load from (default: the recipe's hub.repo_id)"
+    )
+    sub.set_defaults(run=_cmd_card)
+
+    sub = commands.add_parser("push", help="upload a model directory (weights, tokenizer, code, card) to the Hub")
+    sub.add_argument("model_dir")
+    sub.add_argument("repo_id", help="user/model-name")
+    sub.add_argument("--private", action="store_true", help="create the repository as private")
+    sub.add_argument("--revision", help="a branch to push to (created if missing)")
+    sub.set_defaults(run=_cmd_push)
     return parser
 
 

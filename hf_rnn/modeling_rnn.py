@@ -30,6 +30,26 @@ _CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "sigmoid": nn.Sigmoid, "linear": nn.Identity}
 
 
+class _RowPermutation(torch.autograd.Function):
+    """Selects rows of a `(rows, features)` tensor by a permutation that is its own inverse.
+
+    Then the gradient is the same selection applied to the incoming gradient: one contiguous row copy, where autograd's
+    generic backward of `gather` or `index_select` zero-fills and scatter-adds (several times slower on CPU, about 5%
+    of a bidirectional training step; see `hf_rnn/benchmark.py`). The results are identical: each row receives
+    exactly one gradient row.
+    """
+
+    @staticmethod
+    def forward(ctx, rows: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(index)
+        return rows.index_select(0, index)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (index,) = ctx.saved_tensors
+        return grad.index_select(0, index), None
+
+
 def reverse_padded(hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Reverses each sequence of a right-padded batch within its own length; padding stays in place.
 
@@ -37,12 +57,14 @@ def reverse_padded(hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         hidden (`torch.Tensor` of shape `(batch, time, features)`): the batch.
         lengths (`torch.LongTensor` of shape `(batch,)`): the number of real positions of each sequence.
     """
-    batch, time = hidden.shape[:2]
+    batch, time, features = hidden.shape
     positions = torch.arange(time, device=hidden.device).expand(batch, time)
     index = lengths.unsqueeze(1) - 1 - positions
     # padding positions map to themselves, so applying the function twice is the identity
     index = torch.where(index >= 0, index, positions)
-    return hidden.gather(1, index.unsqueeze(-1).expand_as(hidden))
+    # as a permutation of the flattened (batch * time) rows, which is its own inverse
+    rows = index + torch.arange(batch, device=hidden.device).unsqueeze(1) * time
+    return _RowPermutation.apply(hidden.reshape(batch * time, features), rows.reshape(-1)).view(batch, time, features)
 
 
 def merge_directions(forward: torch.Tensor, backward: torch.Tensor, mode: str) -> torch.Tensor:
@@ -314,6 +336,14 @@ class RecurrentModel(RecurrentPreTrainedModel):
             return sum(w * h for w, h in zip(weights, encoded.hidden_states)), attention_mask
         return encoded.last_hidden_state, attention_mask
 
+    def _one_padding_step(self, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None):
+        reference = input_ids if input_ids is not None else inputs_embeds
+        batch = reference.shape[0]
+        mask = torch.zeros(batch, 1, dtype=torch.long, device=reference.device)
+        if input_ids is not None:
+            return torch.full_like(mask, self.config.pad_token_id), None, mask
+        return None, inputs_embeds.new_zeros(batch, 1, inputs_embeds.shape[-1]), mask
+
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -330,6 +360,9 @@ class RecurrentModel(RecurrentPreTrainedModel):
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if (input_ids if input_ids is not None else inputs_embeds).shape[1] == 0:
+            # a batch of empty texts (pipeline("") tokenizes to nothing) becomes one padding step
+            input_ids, inputs_embeds, attention_mask = self._one_padding_step(input_ids, inputs_embeds)
         if attention_mask is None:
             # like Keras' mask_zero: without a mask, padding ids are masked
             attention_mask = (

@@ -326,8 +326,21 @@ def _apply_override(data: dict, override: str, where: _Where) -> dict:
 # --- validation -----------------------------------------------------------------------------------------------
 
 
+# names Keras users reach for first, and the recipe key that means the same
+_ALIASES = {
+    "epochs": "num_train_epochs",
+    "batch_size": "per_device_train_batch_size",
+    "lr": "learning_rate",
+    "clipnorm": "max_grad_norm",
+    "patience": "early_stopping_patience",
+    "units": "hidden_size",
+    "output_dim": "embedding_dim",
+    "output_sequence_length": "max_length",
+}
+
+
 def _unknown_key(key: str, allowed: set[str], place: str, section: str) -> RecipeError:
-    close = difflib.get_close_matches(key, sorted(allowed), n=1)
+    close = [_ALIASES[key]] if _ALIASES.get(key) in allowed else difflib.get_close_matches(key, sorted(allowed), n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     return RecipeError(f"{place}: unknown key {key!r} in {section}.{hint} Allowed: {', '.join(sorted(allowed))}.")
 

@@ -42,7 +42,9 @@ from transformers import (
 from transformers.trainer_utils import get_last_checkpoint
 
 from . import MODEL_CLASSES, __version__
+from .cards import write_model_card
 from .data import DataSpec, PaddingCollator, load_splits
+from .hub import push_model
 from .recipes import Recipe, RecipeError, recipe_from_dict
 from .tokenization import build_tokenizer, tokenize_dataset
 
@@ -178,6 +180,8 @@ def training_arguments(recipe: Recipe, checkpoint_dir: Path) -> TrainingArgument
         remove_unused_columns=False,
         dataloader_num_workers=spec.dataloader_num_workers,
         dataloader_pin_memory=torch.cuda.is_available(),
+        # without an accelerator, say so: then `torchrun` / `accelerate launch --multi_gpu` run DDP over gloo on CPU
+        use_cpu=not (torch.cuda.is_available() or torch.backends.mps.is_available()),
         report_to="none",
         save_only_model=False,
     )
@@ -332,6 +336,7 @@ def train(
                 "label_names": label_names,
                 "epochs_completed": trainer.state.epoch,
                 "global_steps": train_output.global_step,
+                "world_size": args.world_size,
                 "train_runtime_s": round(runtime, 2),
                 "resumed_from_checkpoint": Path(last_checkpoint).name if last_checkpoint else None,
                 "total_params": sum(p.numel() for p in model.parameters()),
@@ -345,7 +350,11 @@ def train(
         )
         (work_dir / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
         save_training_curves(history, work_dir / "training_curves.png")
+        write_model_card(work_dir)
         _finalize(work_dir, output_dir)
+        if recipe.hub.push_to_hub:
+            hub = recipe.hub
+            push_model(output_dir, hub.repo_id, private=hub.private, revision=hub.revision)
     trainer.accelerator.wait_for_everyone()
     return TrainResult(output_dir=output_dir, metrics=metrics)
 
@@ -400,7 +409,10 @@ def evaluate_model(model_dir: str | Path, data: DataSpec | None = None, split: s
     dataset = splits[split].map(lambda row: {"label": remap[row["label"]]})
     tokenized = tokenize_dataset(dataset, tokenizer)
     args = TrainingArguments(
-        output_dir=str(Path(model_dir) / ".eval"), report_to="none", per_device_eval_batch_size=256, use_cpu=False
+        output_dir=str(Path(model_dir) / ".eval"),
+        report_to="none",
+        per_device_eval_batch_size=256,
+        dataloader_pin_memory=torch.cuda.is_available(),
     )
     trainer = Trainer(
         model=model,

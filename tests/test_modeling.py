@@ -238,3 +238,15 @@ def test_summary_counts_match_pytorch_formulas():
     assert table.total_params == sum(p.numel() for p in model.parameters())
     assert table.non_trainable_params == 0
     assert "Total params: 35,234" in str(table)
+
+
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+def test_empty_and_all_padding_inputs(model_type):
+    """An empty text (zero tokens) and an all-padding row give finite outputs instead of a crash."""
+    tester = RecurrentModelTester(model_type, bidirectional=True, pooling="mean")
+    model = tester.sequence_class(tester.get_config()).eval()
+    with torch.no_grad():
+        empty = model(input_ids=torch.zeros(2, 0, dtype=torch.long)).logits
+        padding = model(input_ids=torch.zeros(2, 3, dtype=torch.long)).logits
+    assert empty.shape == (2, tester.num_labels) and torch.isfinite(empty).all()
+    torch.testing.assert_close(empty, padding)
