@@ -30,6 +30,7 @@ from transformers.modelcard import make_markdown_table, parse_log_history
 from . import MODEL_CLASSES
 from .configuration_rnn import RecurrentConfig
 from .data import EMBEDDED_DATASETS
+from .frontends import FRONTEND_ALIASES
 from .recipes import _package_or_repo_dir
 
 TEMPLATE_PATH = _package_or_repo_dir("model_cards") / "model_card_template.md"
@@ -53,8 +54,6 @@ _HUB_DATASET_IDS = {
     "rotten_tomatoes": "cornell-movie-review-data/rotten_tomatoes",
     "trec": "CogComp/trec",
 }
-# `model.frontend_pretrained` aliases of the recipes -> Hub model ids, for `base_model`
-_FRONTEND_ALIASES = {"minilm": "sentence-transformers/all-MiniLM-L6-v2"}
 _LOCAL_DATA_SUFFIXES = (".csv", ".json", ".jsonl", ".parquet")
 _CELL_NAMES = {"rnn": "simple RNN", "lstm": "LSTM", "gru": "GRU"}
 _METRIC_NAMES = {
@@ -208,7 +207,7 @@ class RecurrentModelCardData(ModelCardData):
         if self.config is None or self.config.frontend == "none":
             return None
         pretrained = (self.recipe.get("model") or {}).get("frontend_pretrained")
-        return _FRONTEND_ALIASES.get(pretrained) or _hub_id(pretrained)
+        return FRONTEND_ALIASES.get(pretrained) or _hub_id(pretrained)
 
     def test_eval_results(self) -> list[EvalResult]:
         """The test metrics as `EvalResult`s, one per entry of metrics.json (empty without data to name)."""

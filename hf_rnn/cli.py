@@ -28,6 +28,9 @@ from .recipes import RecipeError, list_models, list_recipes, load_recipe
 USER_ERRORS = (RecipeError, ValueError, FileNotFoundError, FileExistsError, StrictDataclassError, UnicodeDecodeError)
 
 
+PICKLE_HELP = "load pickled .bin weights (with torch.load weights_only=True) when no safetensors file exists"
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from .data import EMBEDDED_DATASETS
 
@@ -62,7 +65,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         if args.data
         else None
     )
-    metrics = evaluate_model(args.model_dir, data=data, split=args.split)
+    metrics = evaluate_model(args.model_dir, data=data, split=args.split, allow_pickle=args.allow_pickle)
     print(json.dumps(metrics, indent=2))
     return 0
 
@@ -89,7 +92,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if args.texts and args.file:
         raise ValueError("give texts or --file, not both.")
     texts = args.texts or _read_lines(args.file or "-")
-    results = predict(args.model_dir, texts, batch_size=args.batch_size)
+    results = predict(args.model_dir, texts, batch_size=args.batch_size, allow_pickle=args.allow_pickle)
     if args.output is None:
         for result in results:
             print(json.dumps(result, ensure_ascii=False), flush=True)
@@ -158,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--text-column", default="text")
     sub.add_argument("--label-column", default="label")
     sub.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    sub.add_argument("--allow-pickle", action="store_true", help=PICKLE_HELP)
     sub.set_defaults(run=_cmd_eval)
 
     sub = commands.add_parser("predict", help="label texts with a saved model (JSON lines: text, label, score)")
@@ -166,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--file", help="a UTF-8 text file with one text per line ('-' for stdin)")
     sub.add_argument("--output", help="write results to a .jsonl or .csv file instead of stdout")
     sub.add_argument("--batch-size", type=int, default=256)
+    sub.add_argument("--allow-pickle", action="store_true", help=PICKLE_HELP)
     sub.set_defaults(run=_cmd_predict)
 
     sub = commands.add_parser("summary", help="print a Keras-style summary of a model")

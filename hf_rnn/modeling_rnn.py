@@ -316,8 +316,11 @@ class RecurrentModel(RecurrentPreTrainedModel):
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor | None,
         inputs_embeds: torch.Tensor | None,
+        frontend_features: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns the token vectors `(batch, time, embedding_dim)` and the mask they go with."""
+        if frontend_features is not None:
+            return self._cached_frontend_output(frontend_features, attention_mask)
         if self.frontend is None:
             return (inputs_embeds if inputs_embeds is not None else self.embeddings(input_ids)), attention_mask
         output_mix = self.layer_weights is not None
@@ -336,6 +339,27 @@ class RecurrentModel(RecurrentPreTrainedModel):
             return sum(w * h for w, h in zip(weights, encoded.hidden_states)), attention_mask
         return encoded.last_hidden_state, attention_mask
 
+    def _cached_frontend_output(
+        self, features: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder outputs computed beforehand (`hf_rnn.frontends.add_frontend_features`) in place of the encoder."""
+        if self.frontend is None or self.config.freeze_frontend != "all" or self.layer_weights is not None:
+            raise ValueError(
+                "frontend_features (cached encoder outputs) need a fully frozen encoder read as 'sequence' or "
+                "'pooled' output (frontend='bert', freeze_frontend='all'); a trainable or layer_mix frontend runs "
+                "the encoder at every step, so pass input_ids only."
+            )
+        # cached token-level features are float16 on disk
+        features = features.to(self.dtype)
+        if self.config.frontend_output == "pooled":
+            return features[:, :1], attention_mask[:, :1]
+        if features.shape[:2] != attention_mask.shape:
+            raise ValueError(
+                f"frontend_features of shape {tuple(features.shape)} do not match the attention_mask of shape "
+                f"{tuple(attention_mask.shape)}; pad both to the same length (hf_rnn.data.PaddingCollator does)."
+            )
+        return features, attention_mask
+
     def _one_padding_step(self, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None):
         reference = input_ids if input_ids is not None else inputs_embeds
         batch = reference.shape[0]
@@ -352,8 +376,15 @@ class RecurrentModel(RecurrentPreTrainedModel):
         inputs_embeds: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        frontend_features: torch.Tensor | None = None,
         **kwargs,
     ) -> BaseModelOutputWithPooling | tuple:
+        r"""
+        frontend_features (`torch.Tensor` of shape `(batch_size, sequence_length, hidden_size)`, *optional*):
+            Outputs of a fully frozen encoder frontend computed beforehand (`hf_rnn.frontends.add_frontend_features`,
+            zero-padded; one step per text for `frontend_output="pooled"`). The encoder is skipped; `input_ids` and
+            `attention_mask` still give the lengths.
+        """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
         output_hidden_states = (
@@ -372,7 +403,9 @@ class RecurrentModel(RecurrentPreTrainedModel):
             )
 
         # 1. embed: (batch, time, embedding_dim)
-        hidden, attention_mask = self._embed(input_ids, attention_mask, token_type_ids, inputs_embeds)
+        hidden, attention_mask = self._embed(
+            input_ids, attention_mask, token_type_ids, inputs_embeds, frontend_features
+        )
         mask = attention_mask.bool()
         # an empty sequence is read as one padding step, so every row has a state to pool
         lengths = mask.sum(1).clamp(min=1)
@@ -441,12 +474,15 @@ class RecurrentForSequenceClassification(RecurrentPreTrainedModel):
         labels: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        frontend_features: torch.Tensor | None = None,
         **kwargs,
     ) -> SequenceClassifierOutput | tuple:
         r"""
         labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
             Class indices in `[0, config.num_labels)` (cross-entropy); floats of shape `(batch_size, num_labels)`
             for multi-label classification (BCE); floats for regression when `config.num_labels == 1` (MSE).
+        frontend_features (`torch.Tensor` of shape `(batch_size, sequence_length, hidden_size)`, *optional*):
+            Cached outputs of a fully frozen encoder frontend, used instead of running it (see [`RecurrentModel`]).
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         outputs = self.backbone(
@@ -456,6 +492,7 @@ class RecurrentForSequenceClassification(RecurrentPreTrainedModel):
             inputs_embeds=inputs_embeds,
             output_hidden_states=output_hidden_states,
             return_dict=True,
+            frontend_features=frontend_features,
         )
         # 4. classify the pooled vector: (batch, num_labels)
         logits = self.classifier(outputs.pooler_output)
@@ -486,11 +523,14 @@ class RecurrentForTokenClassification(RecurrentPreTrainedModel):
         labels: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        frontend_features: torch.Tensor | None = None,
         **kwargs,
     ) -> TokenClassifierOutput | tuple:
         r"""
         labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
             Tag indices in `[0, config.num_labels)`; -100 marks positions to ignore.
+        frontend_features (`torch.Tensor` of shape `(batch_size, sequence_length, hidden_size)`, *optional*):
+            Cached outputs of a fully frozen encoder frontend, used instead of running it (see [`RecurrentModel`]).
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         outputs = self.backbone(
@@ -500,6 +540,7 @@ class RecurrentForTokenClassification(RecurrentPreTrainedModel):
             inputs_embeds=inputs_embeds,
             output_hidden_states=output_hidden_states,
             return_dict=True,
+            frontend_features=frontend_features,
         )
         # 4. classify every token: (batch, time, num_labels)
         logits = self.classifier(outputs.last_hidden_state)

@@ -32,6 +32,7 @@ from transformers import AutoConfig, PreTrainedConfig
 from . import MODEL_CLASSES
 from .configuration_rnn import RecurrentConfig, RNNConfig
 from .data import DataSpec
+from .frontends import WORD_VECTOR_ALIASES, frontend_config_for, frontend_is_cacheable
 from .tokenization import TokenizerSpec
 
 
@@ -66,19 +67,34 @@ def _config_fields() -> dict[str, Any]:
 
 @dataclass
 class ModelSpec:
-    """The `model` section: a cell type, a task and config fields.
+    """The `model` section: a cell type, a task, how pretrained inputs are loaded, and config fields.
 
     Args:
         type (`str`, *optional*, defaults to `"lstm"`): `"rnn"`, `"lstm"` or `"gru"`.
         task (`str`, *optional*, defaults to `"sequence_classification"`): or `"token_classification"`.
         frontend_pretrained (`str`, *optional*): encoder weights to load into a `frontend: bert` model (a Hub name,
-            a local folder, or `minilm` for the offline all-MiniLM-L6-v2).
+            a local folder, or `minilm` for the offline all-MiniLM-L6-v2); the encoder's config and tokenizer come
+            with it, and it implies `frontend: bert`.
+        cache_frontend (`bool`, *optional*): compute a frozen frontend's outputs once and cache them on disk, so
+            later epochs run only the recurrent layers. Defaults to on when possible: a pretrained encoder with
+            `freeze_frontend: all` and `frontend_output` `sequence` or `pooled` (layer_mix and trainable encoders run
+            the encoder at every step).
+        frontend_bf16 (`bool`, *optional*, defaults to `False`): compute the cached frontend outputs under bfloat16
+            autocast (faster on CPUs with bf16 support). For an encoder run at every step use `training.bf16`.
+        embedding_init (`str`, *optional*): GloVe / word2vec text vectors (`.txt`, `.bz2`, `.gz`, or
+            `glove-6b-50d` for the offline GloVe 6B 50d) loaded into the embedding table for the trained vocabulary;
+            `embedding_dim` must match their width.
+        freeze_embeddings (`bool`, *optional*, defaults to `False`): keep the loaded word vectors fixed in training.
         config (`dict`): the remaining fields, passed to the config class.
     """
 
     type: Literal["rnn", "lstm", "gru"] = "lstm"
     task: Literal["sequence_classification", "token_classification"] = "sequence_classification"
     frontend_pretrained: str | None = None
+    cache_frontend: bool | None = None
+    frontend_bf16: bool = False
+    embedding_init: str | None = None
+    freeze_embeddings: bool = False
     config: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -86,9 +102,21 @@ class ModelSpec:
         return MODEL_TYPES[self.type]
 
     def build_config(self, **derived) -> RecurrentConfig:
-        """The transformers config: the recipe's fields plus derived ones (vocab_size, pad_token_id, id2label)."""
+        """The transformers config: the recipe's fields plus derived ones (vocab_size, pad_token_id, id2label), and
+        the encoder's config when `frontend_pretrained` names one."""
         config_class = MODEL_CLASSES[self.model_type][0]
-        return config_class(**self.config, **derived)
+        fields = {**self.config, **derived}
+        if self.frontend_pretrained is not None:
+            fields.setdefault("frontend", "bert")
+            if "frontend_config" not in fields:
+                fields["frontend_config"] = frontend_config_for(self.frontend_pretrained)
+        return config_class(**fields)
+
+    def caches_frontend(self, config: RecurrentConfig) -> bool:
+        """Whether training caches the frontend's outputs (see `cache_frontend`) for a model of this config."""
+        if self.cache_frontend is False or self.frontend_pretrained is None:
+            return False
+        return frontend_is_cacheable(config)
 
 
 @dataclass
@@ -186,8 +214,10 @@ class Recipe:
     def to_dict(self) -> dict[str, Any]:
         """The resolved recipe (after `extends`, `base` and overrides), as saved beside the model."""
         model = {"type": self.model.type, "task": self.model.task, **self.model.config}
-        if self.model.frontend_pretrained is not None:
-            model["frontend_pretrained"] = self.model.frontend_pretrained
+        for spec_field in dataclasses.fields(ModelSpec):
+            value = getattr(self.model, spec_field.name)
+            if spec_field.name not in model and spec_field.name != "config" and value != spec_field.default:
+                model[spec_field.name] = value
         return {
             "name": self.name,
             "description": self.description,
@@ -438,27 +468,77 @@ def _build_model(values: Any, where: _Where, source: Path | None) -> ModelSpec:
         where.places = {**base_where.places, **where.places}
         values = _merge(base_data, values)
     config_hints = _config_fields()
-    spec_hints = {"type": ModelSpec.__annotations__["type"], "task": ModelSpec.__annotations__["task"]}
-    spec_hints["frontend_pretrained"] = str | None
+    spec_hints = {name: hint for name, hint in typing.get_type_hints(ModelSpec).items() if name != "config"}
     checked = _check_fields(values, {**spec_hints, **config_hints}, "model", where)
-    spec = ModelSpec(
-        type=checked.pop("type", "lstm"),
-        task=checked.pop("task", "sequence_classification"),
-        frontend_pretrained=checked.pop("frontend_pretrained", None),
-        config=checked,
-    )
+    spec = ModelSpec(**{name: checked.pop(name) for name in spec_hints if name in checked}, config=checked)
     if spec.type != "rnn" and "nonlinearity" in spec.config:
         raise RecipeError(f"{where.of(('model', 'nonlinearity'))}: model.nonlinearity applies to type 'rnn' only.")
+    _check_pretrained_inputs(spec, where)
     try:
         # validate the architecture now, before any data is read; vocab_size and labels follow later
-        spec.build_config()
+        config = spec.build_config()
     except (ValueError, StrictDataclassError) as error:
         # the strict error spans lines ("Class validation error ...:\n    ValueError: ..."); keep the cause
         message = re.sub(r"^\w+Error: ", "", str(error).strip().splitlines()[-1].strip())
         named = [key for key in spec.config if re.match(rf"{key}\b", message) or f"'{key}'" in message]
         place = where.of(("model", named[0]) if named else ("model",))
         raise RecipeError(f"{place}: model: {message}") from None
+    _check_frontend_cache(spec, config, where)
     return spec
+
+
+def _check_pretrained_inputs(spec: ModelSpec, where: _Where) -> None:
+    """`frontend_pretrained` and `embedding_init` each go with one kind of model; say which."""
+
+    def fail(key: str, message: str):
+        raise RecipeError(f"{where.of(('model', key))}: model.{key}: {message}")
+
+    frontend = spec.config.get("frontend", "bert" if spec.frontend_pretrained is not None else "none")
+    if spec.frontend_pretrained is not None:
+        if frontend != "bert":
+            fail("frontend_pretrained", f"loads an encoder, but frontend is {frontend!r}; set frontend: bert.")
+        if "frontend_config" in spec.config:
+            fail(
+                "frontend_pretrained",
+                "the encoder's config comes with its weights; remove frontend_config, or frontend_pretrained to "
+                "train a randomly initialised encoder.",
+            )
+        try:
+            # reads config.json only: an unknown name or a missing offline copy is reported before any data is read
+            frontend_config_for(spec.frontend_pretrained)
+        except ValueError as error:
+            fail("frontend_pretrained", str(error))
+    if spec.embedding_init is not None:
+        if frontend != "none":
+            fail("embedding_init", "loads word vectors into the embedding table; a frontend model has none.")
+        if spec.embedding_init not in WORD_VECTOR_ALIASES and not Path(spec.embedding_init).expanduser().is_file():
+            fail(
+                "embedding_init",
+                f"{spec.embedding_init!r} is not a file; give a GloVe / word2vec text file (.txt, .bz2, .gz) or one "
+                f"of {', '.join(WORD_VECTOR_ALIASES)}.",
+            )
+    if spec.freeze_embeddings and spec.embedding_init is None:
+        fail("freeze_embeddings", "freezes pretrained word vectors; set embedding_init too.")
+
+
+def _check_frontend_cache(spec: ModelSpec, config: RecurrentConfig, where: _Where) -> None:
+    """An explicit `cache_frontend: true` must be possible, and `frontend_bf16` needs the cache."""
+    if spec.cache_frontend and not spec.caches_frontend(config):
+        if spec.frontend_pretrained is None:
+            reason = "it needs a pretrained encoder (frontend_pretrained)"
+        elif config.freeze_frontend != "all":
+            reason = f"the encoder changes during training (freeze_frontend {config.freeze_frontend!r})"
+        else:
+            reason = "layer_mix weights every hidden layer, so the encoder runs at every step"
+        raise RecipeError(
+            f"{where.of(('model', 'cache_frontend'))}: model.cache_frontend: the frontend outputs cannot be cached: "
+            f"{reason}. Caching needs freeze_frontend: all and frontend_output sequence or pooled."
+        )
+    if spec.frontend_bf16 and not spec.caches_frontend(config):
+        raise RecipeError(
+            f"{where.of(('model', 'frontend_bf16'))}: model.frontend_bf16 applies to the cached frontend outputs, "
+            "and this recipe runs the encoder at every step; use training.bf16 instead."
+        )
 
 
 def recipe_from_dict(data: dict, name: str = "recipe", where: _Where | None = None, source: Path | None = None):

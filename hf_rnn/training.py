@@ -16,12 +16,14 @@ checkpoint. The same code runs under `accelerate launch` for data-parallel train
 """
 
 import json
+import logging
 import math
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import evaluate
@@ -30,7 +32,10 @@ import torch
 import transformers
 import yaml
 from datasets import DatasetDict
+from huggingface_hub.errors import StrictDataclassError
+from safetensors import SafetensorError, safe_open
 from transformers import (
+    AutoConfig,
     AutoModelForSequenceClassification,
     AutoTokenizer,
     EarlyStoppingCallback,
@@ -39,14 +44,24 @@ from transformers import (
     TrainerCallback,
     TrainingArguments,
 )
-from transformers.trainer_utils import get_last_checkpoint
 
 from . import MODEL_CLASSES, __version__
 from .cards import write_model_card
+from .configuration_rnn import RecurrentConfig
 from .data import DataSpec, PaddingCollator, load_splits
+from .frontends import (
+    add_frontend_features,
+    load_encoder_weights,
+    load_pretrained_frontend,
+    load_word_vectors,
+    resolve_frontend,
+)
 from .hub import push_model
+from .modeling_rnn import build_frontend
 from .recipes import Recipe, RecipeError, recipe_from_dict
 from .tokenization import build_tokenizer, tokenize_dataset
+
+logger = logging.getLogger(__name__)
 
 METRICS_DIR = Path(__file__).parent / "metrics"
 # extra arguments of the metrics whose defaults do not fit multi-class classification
@@ -173,6 +188,8 @@ def training_arguments(recipe: Recipe, checkpoint_dir: Path) -> TrainingArgument
         metric_for_best_model=spec.metric_for_best_model if evaluate_during_training else None,
         logging_strategy="steps",
         logging_steps=spec.logging_steps,
+        # report a NaN/inf loss as it is (the default averages it away), so training stops on it
+        logging_nan_inf_filter=False,
         # length-grouped batches: little padding, which is most of the RNN's speed on CPU
         train_sampling_strategy="group_by_length" if spec.group_by_length else "random",
         length_column_name="length",
@@ -189,11 +206,15 @@ def training_arguments(recipe: Recipe, checkpoint_dir: Path) -> TrainingArgument
 
 def prepare_tokenizer(recipe: Recipe, texts: Iterable[str], work_dir: Path, args: TrainingArguments):
     """The run's tokenizer: trained once by the main process and saved in the work dir, then loaded by every other
-    process and by a resumed run, so token ids never change within a run."""
+    process and by a resumed run, so token ids never change within a run. A pretrained encoder frontend brings its
+    own tokenizer (truncating to the recipe's `tokenizer.max_length`)."""
     with args.main_process_first(desc="tokenizer"):
         if (work_dir / "tokenizer.json").exists():
             return AutoTokenizer.from_pretrained(work_dir)
-        tokenizer = build_tokenizer(recipe.tokenizer, texts)
+        spec = recipe.tokenizer
+        if recipe.model.frontend_pretrained is not None and spec.pretrained is None:
+            spec = replace(spec, pretrained=resolve_frontend(recipe.model.frontend_pretrained))
+        tokenizer = build_tokenizer(spec, texts)
         if args.process_index == 0:
             tokenizer.save_pretrained(work_dir)
         return tokenizer
@@ -208,22 +229,58 @@ def prepare_datasets(
     tokenizer = prepare_tokenizer(recipe, splits["train"]["text"], work_dir, args)
     with args.main_process_first(desc="tokenization"):
         tokenized = tokenize_dataset(splits, tokenizer)
+    spec = recipe.model
+    if spec.frontend_pretrained is not None:
+        config = model_config(recipe, tokenizer, label_names)
+        if spec.caches_frontend(config):
+            # a frozen encoder gives the same outputs every epoch: computed once (and cached on disk) here, so the
+            # Trainer runs only the recurrent layers; the first process writes the cache, the others read it
+            with args.main_process_first(desc="frontend features"):
+                encoder = load_encoder_weights(build_frontend(config), spec.frontend_pretrained).to(args.device)
+                tokenized = add_frontend_features(tokenized, encoder, config.frontend_output, bf16=spec.frontend_bf16)
     return tokenized, label_names, tokenizer
 
 
-def build_model(recipe: Recipe, tokenizer: PreTrainedTokenizerBase, label_names: list[str]):
-    """A freshly initialised model for the recipe, sized to the tokenizer and labelled with the data's labels."""
-    if recipe.model.task != "sequence_classification":
-        raise RecipeError(
-            f"model.task {recipe.model.task!r}: recipes train sequence classifiers only; build a "
-            "*ForTokenClassification model in Python and train it with your own Trainer."
-        )
+def model_config(recipe: Recipe, tokenizer: PreTrainedTokenizerBase, label_names: list[str]) -> RecurrentConfig:
+    """The recipe's model config, sized to the tokenizer and labelled with the data's labels."""
     config = recipe.model.build_config(
         vocab_size=len(tokenizer),
         pad_token_id=tokenizer.pad_token_id,
         id2label=dict(enumerate(label_names)),
     )
-    return MODEL_CLASSES[recipe.model.model_type][2](config)
+    encoder = config.frontend_config
+    if encoder is not None and recipe.model.frontend_pretrained is None:
+        # a randomly initialised encoder reads the ids of the recipe's own tokenizer
+        encoder.vocab_size = len(tokenizer)
+        encoder.pad_token_id = tokenizer.pad_token_id
+    elif encoder is not None and len(tokenizer) > encoder.vocab_size:
+        raise RecipeError(
+            f"tokenizer.pretrained: the tokenizer has {len(tokenizer):,} tokens but the encoder "
+            f"{recipe.model.frontend_pretrained!r} only {encoder.vocab_size:,}; drop tokenizer.pretrained to use the "
+            "encoder's own tokenizer."
+        )
+    return config
+
+
+def build_model(recipe: Recipe, tokenizer: PreTrainedTokenizerBase, label_names: list[str]):
+    """The model for the recipe: sized to the tokenizer, labelled with the data's labels, with pretrained encoder
+    weights or word vectors loaded (and frozen) as the recipe says."""
+    if recipe.model.task != "sequence_classification":
+        raise RecipeError(
+            f"model.task {recipe.model.task!r}: recipes train sequence classifiers only; build a "
+            "*ForTokenClassification model in Python and train it with your own Trainer."
+        )
+    spec = recipe.model
+    model = MODEL_CLASSES[spec.model_type][2](model_config(recipe, tokenizer, label_names))
+    if spec.frontend_pretrained is not None:
+        load_pretrained_frontend(model, spec.frontend_pretrained)
+    if spec.embedding_init is not None:
+        coverage = load_word_vectors(spec.embedding_init, tokenizer, model.get_input_embeddings())
+        # a low coverage usually means a tokenizer that does not split or case words as the vectors do
+        logger.log(logging.WARNING if coverage.fraction < 0.5 else logging.INFO, "Word vectors: %s", coverage)
+    if spec.freeze_embeddings:
+        model.get_input_embeddings().requires_grad_(False)
+    return model
 
 
 def save_training_curves(history: list[dict], path: Path) -> None:
@@ -311,7 +368,8 @@ def train(
         compute_metrics=MetricsComputer(recipe.training.metrics, len(label_names)),
         callbacks=trainer_callbacks,
     )
-    last_checkpoint = get_last_checkpoint(str(checkpoint_dir)) if checkpoint_dir.is_dir() else None
+    last_checkpoint = last_complete_checkpoint(checkpoint_dir) if args.process_index == 0 else None
+    last_checkpoint = broadcast_object(last_checkpoint, args)
     started = time.perf_counter()
     train_output = trainer.train(resume_from_checkpoint=last_checkpoint)
     runtime = time.perf_counter() - started
@@ -359,6 +417,31 @@ def train(
     return TrainResult(output_dir=output_dir, metrics=metrics)
 
 
+# what a checkpoint holds once the Trainer has finished writing it
+_CHECKPOINT_FILES = ("model.safetensors", "trainer_state.json", "optimizer.pt", "scheduler.pt")
+
+
+def last_complete_checkpoint(checkpoint_dir: Path) -> str | None:
+    """The newest checkpoint that was completely written; one cut short by a kill is removed, not resumed from."""
+    if not checkpoint_dir.is_dir():
+        return None
+    candidates = [p for p in checkpoint_dir.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    for checkpoint in sorted(candidates, key=lambda p: int(p.name.split("-")[-1]), reverse=True):
+        if all((checkpoint / name).is_file() for name in _CHECKPOINT_FILES):
+            return str(checkpoint)
+        shutil.rmtree(checkpoint)
+    return None
+
+
+def broadcast_object(value, args: TrainingArguments):
+    """The main process's value on every process (resume decisions must agree across DDP ranks)."""
+    if args.world_size == 1:
+        return value
+    holder = [value]
+    torch.distributed.broadcast_object_list(holder, src=0)
+    return holder[0]
+
+
 def _is_metric(key: str) -> bool:
     return key.startswith("test_") and not key.endswith(("_runtime", "_samples_per_second", "_steps_per_second"))
 
@@ -378,22 +461,82 @@ def _finalize(work_dir: Path, output_dir: Path) -> None:
 # --- using a trained model ------------------------------------------------------------------------------------
 
 
-def load_model_dir(model_dir: str | Path):
-    """Loads the model and tokenizer of an hf_rnn model directory, with a clear error if it is not one."""
+def load_model_dir(model_dir: str | Path, allow_pickle: bool = False):
+    """Loads the model and tokenizer of an hf_rnn model directory, with a one-line error naming what is wrong.
+
+    Weights load from safetensors only: a pickled `pytorch_model.bin` can run code when unpickled, so it is refused
+    unless `allow_pickle=True`, and even then it is read with `torch.load(weights_only=True)`.
+    """
     model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"{model_dir} is not a model directory: no such folder.")
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"{model_dir} is not a model directory: it has no config.json.")
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+    try:
+        json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{model_dir}/config.json is not valid JSON ({error}); restore it from the Hub or a backup.")
+    try:
+        config = AutoConfig.from_pretrained(model_dir)
+    except StrictDataclassError as error:
+        cause = re.sub(r"^\w+Error: ", "", str(error).strip().splitlines()[-1].strip())
+        raise ValueError(f"{model_dir}/config.json holds an invalid value: {cause}") from None
+    if config.model_type not in MODEL_CLASSES:
+        raise ValueError(f"{model_dir} holds a {config.model_type!r} model, not an hf_rnn one.")
+    has_safetensors = any(model_dir.glob("*.safetensors"))
+    pickles = sorted(p.name for p in model_dir.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
+    if not has_safetensors:
+        if not pickles:
+            raise FileNotFoundError(f"{model_dir} has no weights (model.safetensors is missing).")
+        if not allow_pickle:
+            raise ValueError(
+                f"{model_dir} holds only pickled weights ({', '.join(pickles)}), which can run code when loaded; "
+                "convert them to safetensors, or pass --allow-pickle (allow_pickle=True) if you trust the source."
+            )
+    if has_safetensors:
+        _check_weight_shapes(model_dir, config)
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            model_dir, config=config, use_safetensors=has_safetensors
+        )
+    except (OSError, RuntimeError, SafetensorError) as error:
+        # truncated or corrupt files, and weights whose shapes do not match the config
+        raise ValueError(f"{model_dir}: the weights do not load: {_first_line(error)}") from None
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     return model.eval(), tokenizer
 
 
-def evaluate_model(model_dir: str | Path, data: DataSpec | None = None, split: str = "test") -> dict[str, float]:
+def _check_weight_shapes(model_dir: Path, config) -> None:
+    """Names the first tensor whose saved shape differs from what config.json describes."""
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in MODEL_CLASSES[config.model_type][2](config).state_dict().items()}
+    for path in sorted(model_dir.glob("*.safetensors")):
+        try:
+            with safe_open(path, framework="pt") as weights:
+                saved = {key: tuple(weights.get_slice(key).get_shape()) for key in weights.keys()}
+        except SafetensorError as error:
+            raise ValueError(f"{path} is not a readable safetensors file ({error}); re-download or re-save it.")
+        for key, shape in saved.items():
+            if key in expected and expected[key] != shape:
+                raise ValueError(
+                    f"{path.name}: {key} has shape {list(shape)} but config.json describes {list(expected[key])}; "
+                    "the config and the weights do not belong together."
+                )
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def evaluate_model(
+    model_dir: str | Path, data: DataSpec | None = None, split: str = "test", allow_pickle: bool = False
+) -> dict[str, float]:
     """Evaluates a saved model on a split of its recipe's data, or of `data`.
 
     Labels are matched by name: a label the model does not know is an error that lists the model's labels.
     """
-    model, tokenizer = load_model_dir(model_dir)
+    model, tokenizer = load_model_dir(model_dir, allow_pickle=allow_pickle)
     if data is None:
         recipe_path = Path(model_dir) / "recipe.yaml"
         if not recipe_path.is_file():
@@ -425,13 +568,15 @@ def evaluate_model(model_dir: str | Path, data: DataSpec | None = None, split: s
     return {key.removeprefix(f"{split}_"): value for key, value in results.items() if not key.endswith("_second")}
 
 
-def predict(model_dir: str | Path, texts: Iterable[str], batch_size: int = 256) -> Iterator[dict[str, str | float]]:
+def predict(
+    model_dir: str | Path, texts: Iterable[str], batch_size: int = 256, allow_pickle: bool = False
+) -> Iterator[dict[str, str | float]]:
     """Streams `{"text", "label", "score"}` predictions for texts, batch by batch, in input order.
 
     Each batch is sorted by length before padding (less padding, faster), and results are yielded as soon as a
     batch is done, so memory stays flat however many texts come in.
     """
-    model, tokenizer = load_model_dir(model_dir)
+    model, tokenizer = load_model_dir(model_dir, allow_pickle=allow_pickle)
     collator = PaddingCollator(pad_token_id=tokenizer.pad_token_id)
     batch: list[str] = []
     for text in texts:

@@ -1,0 +1,75 @@
+"""`hf-rnn bench --quick` produces a well-formed report; timings are not asserted (they depend on the machine)."""
+
+import json
+
+import pytest
+
+from hf_rnn.benchmark import CELLS, VARIANTS, format_table, run_benchmark
+
+_KERAS_ROWS = {"keras_fixed", "keras_bucketed"}
+
+
+@pytest.fixture(scope="module")
+def quick_report(tmp_path_factory):
+    output_dir = tmp_path_factory.mktemp("bench")
+    # Keras rows need TensorFlow, which CI does not install; without it they are skipped with a note either way
+    return run_benchmark(quick=True, keras=False, output_dir=output_dir), output_dir
+
+
+def test_report_files_match_the_returned_report(quick_report):
+    report, output_dir = quick_report
+    assert json.loads((output_dir / "benchmark.json").read_text()) == json.loads(json.dumps(report))
+    assert (output_dir / "benchmark.md").read_text() == format_table(report)
+
+
+def test_report_has_every_cell_and_row(quick_report):
+    report, _ = quick_report
+    assert set(report) == {"machine", "workload", "settings", "notes", "results", "length_sweep"}
+    assert report["settings"]["quick"] is True
+    assert any("Keras rows skipped" in note for note in report["notes"])
+    assert list(report["results"]) == list(CELLS)
+    expected = [name for name in VARIANTS if name not in _KERAS_ROWS]
+    bf16_skipped = any(note.startswith("bf16 rows skipped") for note in report["notes"])
+    if bf16_skipped:
+        expected.remove("hf_rnn_bf16")
+    for result in report["results"].values():
+        assert [row["name"] for row in result["rows"]] == expected
+        assert result["ideal_bucketing_gain"] >= 1.0
+        for row in result["rows"]:
+            for mode in ("train", "infer"):
+                assert isinstance(row[f"{mode}_tokens_per_s"], float) and row[f"{mode}_tokens_per_s"] > 0
+                assert row[f"{mode}_ratio"] > 0
+                assert 0 < row[f"{mode}_real_tokens"] <= row[f"{mode}_padded_tokens"]
+                assert len(row[f"{mode}_seconds"]) == report["settings"]["repeats"]
+            assert isinstance(row["train_peak_memory_mib"], float)
+        baseline = result["rows"][0]
+        assert baseline["name"] == "baseline" and baseline["train_ratio"] == pytest.approx(1.0)
+        for target in result["targets"]:
+            assert set(target) == {"target", "value", "goal", "met"}
+            assert target["value"] > 0 and isinstance(target["met"], bool)
+
+
+def test_length_sweep_rows(quick_report):
+    report, _ = quick_report
+    sweep = report["length_sweep"]
+    assert sweep["cell"] == CELLS[0]
+    lengths = [row["length"] for row in sweep["rows"]]
+    assert lengths == sorted(lengths) and len(lengths) >= 3
+    assert all(row["tokens_per_s"] > 0 and row["ms_per_step"] > 0 for row in sweep["rows"])
+
+
+def test_markdown_table_has_header_and_rows(quick_report):
+    report, _ = quick_report
+    markdown = format_table(report)
+    assert markdown.startswith("# hf-rnn bench")
+    for cell, result in report["results"].items():
+        assert f"## {cell}" in markdown
+        for row in result["rows"]:
+            assert f"| {row['name']} |" in markdown
+    assert markdown.count("| variant | train tokens/s |") == len(report["results"])
+    assert "| length | tokens/s |" in markdown
+
+
+def test_unknown_cell_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="Unknown cells"):
+        run_benchmark(quick=True, cells=("lstm", "transformer"), output_dir=tmp_path)
