@@ -276,8 +276,10 @@ def build_model(recipe: Recipe, tokenizer: PreTrainedTokenizerBase, label_names:
         load_pretrained_frontend(model, spec.frontend_pretrained)
     if spec.embedding_init is not None:
         coverage = load_word_vectors(spec.embedding_init, tokenizer, model.get_input_embeddings())
-        # a low coverage usually means a tokenizer that does not split or case words as the vectors do
-        logger.log(logging.WARNING if coverage.fraction < 0.5 else logging.INFO, "Word vectors: %s", coverage)
+        if coverage.fraction < 0.5:
+            logger.warning(
+                "Word vectors: only %s; check that the tokenizer splits and cases words as the vectors do.", coverage
+            )
     if spec.freeze_embeddings:
         model.get_input_embeddings().requires_grad_(False)
     return model

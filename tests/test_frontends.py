@@ -217,6 +217,17 @@ def test_cached_and_uncached_features_give_the_same_logits(tmp_path, monkeypatch
     assert len(list(tmp_path.iterdir())) == 2
 
 
+def test_bf16_features_are_cached_apart_and_stay_close(tmp_path):
+    encoder = tiny_model().eval().backbone.frontend
+    rows = token_rows(6)
+    full = add_frontend_features(rows, encoder, cache_dir=tmp_path)
+    half = add_frontend_features(rows, encoder, bf16=True, cache_dir=tmp_path)
+    assert len(list(tmp_path.iterdir())) == 2
+    for index in range(len(rows)):
+        expected = np.load(io.BytesIO(full[index][FEATURES_COLUMN])).astype(np.float32)
+        np.testing.assert_allclose(np.load(io.BytesIO(half[index][FEATURES_COLUMN])), expected, atol=0.1)
+
+
 def test_cached_features_need_a_fully_frozen_frontend():
     model = tiny_model(freeze_frontend="embeddings")
     batch = PaddingCollator()([dict(row) for row in token_rows(2)])
