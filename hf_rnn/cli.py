@@ -15,6 +15,7 @@ set HF_RNN_DEBUG=1 to see the traceback.
 import argparse
 import csv
 import json
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -22,10 +23,17 @@ from pathlib import Path
 
 from huggingface_hub.errors import StrictDataclassError
 
-from .recipes import RecipeError, list_models, list_recipes, load_recipe
+from .recipes import RecipeError, list_models, list_recipes, load_recipe, recipe_description
 
 # errors caused by what the user gave (a recipe, an argument, a file): exit code 2
 USER_ERRORS = (RecipeError, ValueError, FileNotFoundError, FileExistsError, StrictDataclassError, UnicodeDecodeError)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
 
 
 PICKLE_HELP = "load pickled .bin weights (with torch.load weights_only=True) when no safetensors file exists"
@@ -39,7 +47,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
         print(f"  {name}")
     print("Recipes (configs/recipes):")
     for name in list_recipes():
-        print(f"  {name:28} {load_recipe(name).description}")
+        print(f"  {name:28} {recipe_description(name)}")
     print("Embedded datasets (offline):")
     for name, entry in EMBEDDED_DATASETS.items():
         print(f"  {name:28} {entry.description}")
@@ -60,11 +68,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from .data import DataSpec
     from .training import evaluate_model
 
-    data = (
-        DataSpec(dataset=args.data, text_column=args.text_column, label_column=args.label_column)
-        if args.data
-        else None
-    )
+    data = None
+    if args.data:
+        columns = {"text_column": args.text_column, "label_column": args.label_column}
+        # a data file is evaluated whole; a dataset name keeps its usual test split
+        whole = {"validation_split": "train", "test_split": "train"} if Path(args.data).is_file() else {}
+        data = DataSpec(dataset=args.data, **columns, **whole)
     metrics = evaluate_model(args.model_dir, data=data, split=args.split, allow_pickle=args.allow_pickle)
     print(json.dumps(metrics, indent=2))
     return 0
@@ -169,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("texts", nargs="*", help="texts to label; with none and no --file, lines are read from stdin")
     sub.add_argument("--file", help="a UTF-8 text file with one text per line ('-' for stdin)")
     sub.add_argument("--output", help="write results to a .jsonl or .csv file instead of stdout")
-    sub.add_argument("--batch-size", type=int, default=256)
+    sub.add_argument("--batch-size", type=_positive_int, default=256)
     sub.add_argument("--allow-pickle", action="store_true", help=PICKLE_HELP)
     sub.set_defaults(run=_cmd_predict)
 
@@ -193,8 +202,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_hf_rnn_messages() -> None:
+    """hf_rnn's own progress notes (vector coverage, feature caching) go to stderr, as the progress bars do."""
+    logger = logging.getLogger("hf_rnn")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("hf-rnn: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _show_hf_rnn_messages()
     try:
         return args.run(args)
     except USER_ERRORS as error:

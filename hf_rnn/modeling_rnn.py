@@ -127,6 +127,18 @@ class RecurrentPooler(nn.Module):
         lengths: torch.Tensor,
         mask: torch.Tensor,
     ) -> torch.Tensor:
+        pooled = self._pool(outputs, forward, backward, lengths, mask)
+        # a row without real tokens (an empty text) pools to zeros, whatever the pooling
+        return torch.where(mask.any(1, keepdim=True), pooled, torch.zeros_like(pooled))
+
+    def _pool(
+        self,
+        outputs: torch.Tensor,
+        forward: torch.Tensor,
+        backward: torch.Tensor | None,
+        lengths: torch.Tensor,
+        mask: torch.Tensor,
+    ) -> torch.Tensor:
         rows = torch.arange(outputs.shape[0], device=outputs.device)
         last = lengths - 1
         if self.pooling == "last":
@@ -184,6 +196,9 @@ class RecurrentPreTrainedModel(PreTrainedModel):
     base_model_prefix = "backbone"
     main_input_name = "input_ids"
     supports_gradient_checkpointing = False
+    # the loss is a mean over the batch; without this the Trainer, seeing **kwargs in forward, would skip dividing by
+    # gradient_accumulation_steps and scale the loss by the number of DDP processes
+    accepts_loss_kwargs = False
     _no_split_modules = ["RecurrentLayer"]
 
     @torch.no_grad()
@@ -260,9 +275,10 @@ class RecurrentPreTrainedModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, *args, **kwargs):
-        model = super().from_pretrained(*args, **kwargs)
-        model.freeze_frontend()
-        return model
+        loaded = super().from_pretrained(*args, **kwargs)
+        # `output_loading_info=True` returns (model, info)
+        (loaded[0] if isinstance(loaded, tuple) else loaded).freeze_frontend()
+        return loaded
 
     def train(self, mode: bool = True):
         super().train(mode)

@@ -35,6 +35,14 @@ from .data import DataSpec
 from .frontends import WORD_VECTOR_ALIASES, frontend_config_for, frontend_is_cacheable
 from .tokenization import TokenizerSpec
 
+# metric names of a recipe -> their keys in the results (F1, precision and recall are macro averages)
+METRIC_KEYS = {"f1": "f1_macro", "precision": "precision_macro", "recall": "recall_macro"}
+
+
+def strict_error_message(error: Exception) -> str:
+    """The cause of a config validation error in one line (strict errors span lines: "...:\n    ValueError: ...")."""
+    return re.sub(r"^\w+Error: ", "", str(error).strip().splitlines()[-1].strip())
+
 
 class RecipeError(ValueError):
     """A recipe (file, `--set` override or dict) is invalid; the message names where and how to fix it."""
@@ -171,6 +179,19 @@ class TrainingSpec:
             raise ValueError("early_stopping_patience needs evaluation; set eval_strategy to epoch or steps.")
         if self.eval_strategy == "steps" and self.eval_steps is None:
             raise ValueError("eval_strategy 'steps' needs eval_steps.")
+        if self.eval_strategy == "no" and self.save_strategy == "steps" and self.save_steps is None:
+            raise ValueError("save_strategy 'steps' needs save_steps.")
+        if self.eval_strategy != "no" and self.save_strategy != self.eval_strategy:
+            raise ValueError(
+                f"save_strategy {self.save_strategy!r} differs from eval_strategy {self.eval_strategy!r}; best-model "
+                "selection needs a checkpoint at every evaluation, so set them equal."
+            )
+        produced = {"loss", *(METRIC_KEYS.get(name, name) for name in self.metrics)}
+        if self.eval_strategy != "no" and self.metric_for_best_model not in produced:
+            raise ValueError(
+                f"metric_for_best_model {self.metric_for_best_model!r} is not computed; with metrics "
+                f"{self.metrics} it can be one of {', '.join(sorted(produced))}."
+            )
 
 
 @dataclass
@@ -464,7 +485,10 @@ def _build_model(values: Any, where: _Where, source: Path | None) -> ModelSpec:
         base_where = _Where()
         base_path = _resolve_file(str(base), MODELS_DIR, source, "model")
         base_data = _read_yaml(base_path, base_where, prefix=("model",))
-        base_data.pop("base", None)
+        if "base" in base_data:
+            raise RecipeError(
+                f"{base_where.of(('model', 'base'))}: a model file cannot name another base; copy its fields instead."
+            )
         where.places = {**base_where.places, **where.places}
         values = _merge(base_data, values)
     config_hints = _config_fields()
@@ -479,7 +503,7 @@ def _build_model(values: Any, where: _Where, source: Path | None) -> ModelSpec:
         config = spec.build_config()
     except (ValueError, StrictDataclassError) as error:
         # the strict error spans lines ("Class validation error ...:\n    ValueError: ..."); keep the cause
-        message = re.sub(r"^\w+Error: ", "", str(error).strip().splitlines()[-1].strip())
+        message = strict_error_message(error)
         named = [key for key in spec.config if re.match(rf"{key}\b", message) or f"'{key}'" in message]
         place = where.of(("model", named[0]) if named else ("model",))
         raise RecipeError(f"{place}: model: {message}") from None
@@ -615,3 +639,17 @@ def build_untrained_model(name_or_path: str):
         spec, derived = _build_model({"base": name_or_path}, _Where(), None), {}
     classes = MODEL_CLASSES[spec.model_type]
     return (classes[2] if spec.task == "sequence_classification" else classes[3])(spec.build_config(**derived))
+
+
+def load_data_spec(path: str | Path) -> DataSpec:
+    """Only the `data` section of a saved recipe (as `hf-rnn eval` needs), without validating model or training
+    keys that may refer to files or encoders this machine lacks."""
+    where = _Where()
+    data = _read_yaml(Path(path), where)
+    return _build_section(DataSpec, data.get("data"), "data", where)
+
+
+def recipe_description(name: str) -> str:
+    """A shipped recipe's description, read without validating it (for `hf-rnn list`)."""
+    data = yaml.safe_load((RECIPES_DIR / f"{name}.yaml").read_text(encoding="utf-8")) or {}
+    return str(data.get("description", ""))

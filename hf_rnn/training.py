@@ -19,7 +19,6 @@ import json
 import logging
 import math
 import os
-import re
 import shutil
 import time
 from collections.abc import Iterable, Iterator
@@ -30,8 +29,7 @@ import evaluate
 import numpy as np
 import torch
 import transformers
-import yaml
-from datasets import DatasetDict
+from datasets import DatasetDict, Value
 from huggingface_hub.errors import StrictDataclassError
 from safetensors import SafetensorError, safe_open
 from transformers import (
@@ -48,7 +46,7 @@ from transformers import (
 from . import MODEL_CLASSES, __version__
 from .cards import write_model_card
 from .configuration_rnn import RecurrentConfig
-from .data import DataSpec, PaddingCollator, load_splits
+from .data import DataSpec, PaddingCollator, load_splits, sort_by_length
 from .frontends import (
     add_frontend_features,
     load_encoder_weights,
@@ -58,7 +56,7 @@ from .frontends import (
 )
 from .hub import push_model
 from .modeling_rnn import build_frontend
-from .recipes import Recipe, RecipeError, recipe_from_dict
+from .recipes import METRIC_KEYS, Recipe, RecipeError, load_data_spec, strict_error_message
 from .tokenization import build_tokenizer, tokenize_dataset
 
 logger = logging.getLogger(__name__)
@@ -66,8 +64,6 @@ logger = logging.getLogger(__name__)
 METRICS_DIR = Path(__file__).parent / "metrics"
 # extra arguments of the metrics whose defaults do not fit multi-class classification
 _METRIC_ARGUMENTS = {"f1": {"average": "macro"}, "precision": {"average": "macro"}, "recall": {"average": "macro"}}
-# metric keys renamed in metrics.json so that the averaging is explicit
-_METRIC_KEYS = {"f1": "f1_macro", "precision": "precision_macro", "recall": "recall_macro"}
 
 
 def default_output_dir(recipe: Recipe) -> Path:
@@ -104,7 +100,7 @@ class MetricsComputer:
             else:
                 value = metric.compute(predictions=predictions, references=labels, **_METRIC_ARGUMENTS.get(name, {}))
             for key, number in value.items():
-                results[_METRIC_KEYS.get(key, key)] = float(number)
+                results[METRIC_KEYS.get(key, key)] = float(number)
         return results
 
 
@@ -118,8 +114,9 @@ class RecurrentTrainer(Trainer):
         self._seen = 0
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
+        # read before the Trainer pops them (it does with label smoothing)
         labels = inputs.get("labels")
+        loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
         if labels is not None and model.training and labels.dtype == torch.long:
             predictions = outputs.logits.detach().argmax(-1)
             keep = labels != -100
@@ -208,7 +205,8 @@ def prepare_tokenizer(recipe: Recipe, texts: Iterable[str], work_dir: Path, args
     """The run's tokenizer: trained once by the main process and saved in the work dir, then loaded by every other
     process and by a resumed run, so token ids never change within a run. A pretrained encoder frontend brings its
     own tokenizer (truncating to the recipe's `tokenizer.max_length`)."""
-    with args.main_process_first(desc="tokenizer"):
+    # local=False: on several machines sharing a file system, only the global main process writes
+    with args.main_process_first(desc="tokenizer", local=False):
         if (work_dir / "tokenizer.json").exists():
             return AutoTokenizer.from_pretrained(work_dir)
         spec = recipe.tokenizer
@@ -216,15 +214,26 @@ def prepare_tokenizer(recipe: Recipe, texts: Iterable[str], work_dir: Path, args
             spec = replace(spec, pretrained=resolve_frontend(recipe.model.frontend_pretrained))
         tokenizer = build_tokenizer(spec, texts)
         if args.process_index == 0:
-            tokenizer.save_pretrained(work_dir)
+            _save_tokenizer_atomically(tokenizer, work_dir)
         return tokenizer
+
+
+def _save_tokenizer_atomically(tokenizer: PreTrainedTokenizerBase, work_dir: Path) -> None:
+    """Saves into a temporary folder, then moves the files in with tokenizer.json last: its presence (what a resumed
+    run checks) means the tokenizer is complete."""
+    staging = work_dir / ".tokenizer-staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    tokenizer.save_pretrained(staging)
+    for path in sorted(staging.iterdir(), key=lambda p: p.name == "tokenizer.json"):
+        os.replace(path, work_dir / path.name)
+    staging.rmdir()
 
 
 def prepare_datasets(
     recipe: Recipe, work_dir: Path, args: TrainingArguments
 ) -> tuple[DatasetDict, list[str], PreTrainedTokenizerBase]:
     """Loads the splits, the tokenizer and the tokenized splits (with a `length` column for length grouping)."""
-    with args.main_process_first(desc="data"):
+    with args.main_process_first(desc="data", local=False):
         splits, label_names = load_splits(recipe.data)
     tokenizer = prepare_tokenizer(recipe, splits["train"]["text"], work_dir, args)
     with args.main_process_first(desc="tokenization"):
@@ -344,15 +353,12 @@ def train(
         [`TrainResult`]: the model directory and its test metrics.
     """
     output_dir = Path(output_dir) if output_dir is not None else default_output_dir(recipe)
-    if (output_dir / "config.json").exists() and not overwrite:
-        raise FileExistsError(
-            f"{output_dir} already holds a trained model; pass --overwrite (overwrite=True) or another --output-dir."
-        )
+    _check_output_dir(output_dir, overwrite)
     work_dir = output_dir.with_name(output_dir.name + ".partial")
     checkpoint_dir = work_dir / "checkpoints"
     args = training_arguments(recipe, checkpoint_dir)
     if args.process_index == 0:
-        work_dir.mkdir(parents=True, exist_ok=True)
+        _prepare_work_dir(work_dir, recipe, overwrite)
 
     datasets, label_names, tokenizer = prepare_datasets(recipe, work_dir, args)
     transformers.set_seed(recipe.training.seed)
@@ -378,7 +384,7 @@ def train(
     # early stopping watches validation metrics only
     trainer.remove_callback(EarlyStoppingCallback)
     test_metrics = trainer.evaluate(datasets["test"], metric_key_prefix="test")
-    metrics = {key.removeprefix("test_"): value for key, value in test_metrics.items() if _is_metric(key)}
+    metrics = _metrics_only(test_metrics, "test")
 
     if trainer.is_world_process_zero():
         trainer.save_model(str(work_dir))
@@ -419,6 +425,36 @@ def train(
     return TrainResult(output_dir=output_dir, metrics=metrics)
 
 
+def _check_output_dir(output_dir: Path, overwrite: bool) -> None:
+    """Refuses to replace anything but an hf_rnn model directory, and that only with `overwrite`."""
+    if not output_dir.is_dir() or not any(output_dir.iterdir()):
+        return
+    if not (output_dir / "config.json").is_file():
+        raise FileExistsError(
+            f"{output_dir} exists and is not a model directory; choose another --output-dir (nothing was touched)."
+        )
+    if not overwrite:
+        raise FileExistsError(
+            f"{output_dir} already holds a trained model; pass --overwrite (overwrite=True) or another --output-dir."
+        )
+
+
+def _prepare_work_dir(work_dir: Path, recipe: Recipe, overwrite: bool) -> None:
+    """Creates the work dir stamped with the recipe; an interrupted run resumes only with the same recipe."""
+    stamp = work_dir / "recipe.yaml"
+    if overwrite:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    if stamp.is_file() and stamp.read_text(encoding="utf-8") != recipe.to_yaml():
+        raise FileExistsError(
+            f"{work_dir} holds an interrupted run of a different recipe; run that recipe again to resume it, or "
+            "pass --overwrite to start over."
+        )
+    work_dir.mkdir(parents=True, exist_ok=True)
+    staging = stamp.with_suffix(".tmp")
+    staging.write_text(recipe.to_yaml(), encoding="utf-8")
+    os.replace(staging, stamp)
+
+
 # what a checkpoint holds once the Trainer has finished writing it
 _CHECKPOINT_FILES = ("model.safetensors", "trainer_state.json", "optimizer.pt", "scheduler.pt")
 
@@ -444,8 +480,14 @@ def broadcast_object(value, args: TrainingArguments):
     return holder[0]
 
 
-def _is_metric(key: str) -> bool:
-    return key.startswith("test_") and not key.endswith(("_runtime", "_samples_per_second", "_steps_per_second"))
+def _metrics_only(results: dict[str, float], prefix: str) -> dict[str, float]:
+    """The metrics of a `Trainer.evaluate` result, without the prefix and the timing entries."""
+    timing = ("_runtime", "_samples_per_second", "_steps_per_second")
+    return {
+        key.removeprefix(f"{prefix}_"): value
+        for key, value in results.items()
+        if key.startswith(f"{prefix}_") and not key.endswith(timing)
+    }
 
 
 def _finalize(work_dir: Path, output_dir: Path) -> None:
@@ -481,7 +523,7 @@ def load_model_dir(model_dir: str | Path, allow_pickle: bool = False):
     try:
         config = AutoConfig.from_pretrained(model_dir)
     except StrictDataclassError as error:
-        cause = re.sub(r"^\w+Error: ", "", str(error).strip().splitlines()[-1].strip())
+        cause = strict_error_message(error)
         raise ValueError(f"{model_dir}/config.json holds an invalid value: {cause}") from None
     if config.model_type not in MODEL_CLASSES:
         raise ValueError(f"{model_dir} holds a {config.model_type!r} model, not an hf_rnn one.")
@@ -543,16 +585,17 @@ def evaluate_model(
         recipe_path = Path(model_dir) / "recipe.yaml"
         if not recipe_path.is_file():
             raise FileNotFoundError(f"{model_dir} has no recipe.yaml; say which data to evaluate on with --data.")
-        data = recipe_from_dict(yaml.safe_load(recipe_path.read_text(encoding="utf-8"))).data
+        data = load_data_spec(recipe_path)
     splits, label_names = load_splits(data)
     known = model.config.label2id
     unknown = sorted(set(label_names) - set(known))
     if unknown:
         raise ValueError(f"labels {unknown} are not known to the model; it predicts {sorted(known)}.")
-    # the data's label ids follow its own label order; map them onto the model's ids
+    # the data's label ids follow its own label order (maybe a subset of the model's); map them onto the model's
     remap = [known[name] for name in label_names]
-    dataset = splits[split].map(lambda row: {"label": remap[row["label"]]})
-    tokenized = tokenize_dataset(dataset, tokenizer)
+    dataset = splits[split].cast_column("label", Value("int64")).map(lambda row: {"label": remap[row["label"]]})
+    # length-sorted batches carry the least padding
+    tokenized = sort_by_length(tokenize_dataset(dataset, tokenizer))
     args = TrainingArguments(
         output_dir=str(Path(model_dir) / ".eval"),
         report_to="none",
@@ -566,8 +609,7 @@ def evaluate_model(
         data_collator=PaddingCollator(pad_token_id=tokenizer.pad_token_id),
         compute_metrics=MetricsComputer(["accuracy", "f1", "roc_auc"], model.config.num_labels),
     )
-    results = trainer.evaluate(tokenized, metric_key_prefix=split)
-    return {key.removeprefix(f"{split}_"): value for key, value in results.items() if not key.endswith("_second")}
+    return _metrics_only(trainer.evaluate(tokenized, metric_key_prefix=split), split)
 
 
 def predict(
@@ -594,7 +636,7 @@ def predict(
 def _predict_batch(model, tokenizer, collator: PaddingCollator, texts: list[str]) -> Iterator[dict]:
     encoded = tokenizer(texts, truncation=True)["input_ids"]
     order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
-    features = [{"input_ids": encoded[i] or [tokenizer.pad_token_id]} for i in order]
+    features = [{"input_ids": encoded[i]} for i in order]
     probabilities = model(**collator(features)).logits.float().softmax(-1)
     scores, labels = probabilities.max(-1)
     results = [None] * len(texts)

@@ -3,8 +3,10 @@
 Single process (CPU or one GPU):
     python scripts/train.py configs/recipes/quickstart.yaml
 
-Data parallel on CPU (DDP over gloo; how multi-process training is tested here):
-    accelerate launch --cpu --num_processes 2 scripts/train.py quickstart
+Data parallel on CPU (DDP over gloo; hf_rnn sets use_cpu when there is no accelerator, and accelerate 1.15's
+`--cpu --num_processes 2` would start a single process; this is how multi-process training is tested here):
+    accelerate launch --multi_gpu --num_processes 2 scripts/train.py quickstart
+    torchrun --nproc_per_node 2 scripts/train.py quickstart
 
 Several GPUs on one machine, or several machines (run `accelerate config` once on each):
     accelerate launch --multi_gpu --num_processes 8 scripts/train.py quickstart

@@ -241,12 +241,28 @@ def test_summary_counts_match_pytorch_formulas():
 
 
 @pytest.mark.parametrize("model_type", MODEL_TYPES)
-def test_empty_and_all_padding_inputs(model_type):
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_empty_and_all_padding_inputs(model_type, pooling):
     """An empty text (zero tokens) and an all-padding row give finite outputs instead of a crash."""
-    tester = RecurrentModelTester(model_type, bidirectional=True, pooling="mean")
+    tester = RecurrentModelTester(model_type, bidirectional=True, pooling=pooling)
     model = tester.sequence_class(tester.get_config()).eval()
     with torch.no_grad():
         empty = model(input_ids=torch.zeros(2, 0, dtype=torch.long)).logits
         padding = model(input_ids=torch.zeros(2, 3, dtype=torch.long)).logits
     assert empty.shape == (2, tester.num_labels) and torch.isfinite(empty).all()
     torch.testing.assert_close(empty, padding)
+
+
+def test_from_pretrained_with_loading_info(tmp_path):
+    tester = RecurrentModelTester("hf_gru")
+    tester.sequence_class(tester.get_config()).save_pretrained(tmp_path)
+    model, info = tester.sequence_class.from_pretrained(tmp_path, output_loading_info=True)
+    assert isinstance(model, tester.sequence_class) and not info["missing_keys"]
+
+
+def test_max_pooling_of_an_empty_row_is_zero():
+    tester = RecurrentModelTester("hf_lstm", pooling="max")
+    model = tester.base_class(tester.get_config()).eval()
+    with torch.no_grad():
+        pooled = model(input_ids=torch.tensor([[5, 6, 7], [0, 0, 0]])).pooler_output
+    assert pooled[1].abs().max() == 0 and pooled[0].abs().max() > 0

@@ -106,6 +106,39 @@ def test_existing_model_directory_is_not_overwritten(trained):
         train(load_recipe(write_recipe(trained.parent)), output_dir=trained)
 
 
+def test_a_folder_that_is_not_a_model_is_never_replaced(tmp_path):
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "notes.txt").write_text("my notes")
+    for overwrite in (False, True):
+        with pytest.raises(FileExistsError, match="exists and is not a model directory"):
+            train(load_recipe(write_recipe(tmp_path)), output_dir=tmp_path / "runs", overwrite=overwrite)
+    assert (tmp_path / "runs" / "notes.txt").read_text() == "my notes"
+
+
+def test_an_interrupted_run_resumes_only_with_the_same_recipe(tmp_path):
+    recipe = load_recipe(write_recipe(tmp_path))
+    with pytest.raises(KeyboardInterrupt):
+        train(recipe, output_dir=tmp_path / "model", callbacks=[InterruptAt(3)])
+    changed = load_recipe(write_recipe(tmp_path), overrides=["tokenizer.max_tokens=500"])
+    with pytest.raises(FileExistsError, match="holds an interrupted run of a different recipe"):
+        train(changed, output_dir=tmp_path / "model")
+    result = train(changed, output_dir=tmp_path / "model", overwrite=True)
+    assert json.loads((result.output_dir / "training_summary.json").read_text())["resumed_from_checkpoint"] is None
+
+
+def test_gradient_accumulation_and_label_smoothing_keep_the_loss_scale(tmp_path):
+    """The loss is a batch mean; with gradient accumulation the Trainer must not rescale it (a 4x loss was logged
+    before `accepts_loss_kwargs = False`). Label smoothing still logs training accuracy."""
+    overrides = ["training.gradient_accumulation_steps=4", "training.per_device_train_batch_size=8"]
+    overrides += ["training.learning_rate=1e-6", "training.label_smoothing_factor=0.1", "training.logging_steps=1"]
+    recipe = load_recipe(write_recipe(tmp_path), overrides=overrides + ["training.num_train_epochs=1"])
+    history = json.loads((train(recipe, output_dir=tmp_path / "model").output_dir / "history.json").read_text())
+    losses = [h["loss"] for h in history if "loss" in h]
+    # an untrained binary classifier's cross-entropy is about ln 2 = 0.69
+    assert losses and all(0.5 < loss < 0.9 for loss in losses)
+    assert all("train_accuracy" in h for h in history if "loss" in h)
+
+
 class InterruptAt(TrainerCallback):
     """Stops the process-level run at a given step, as a Ctrl-C would."""
 
@@ -170,6 +203,14 @@ def test_cli_predict_eval_and_card(trained, tmp_path, capsys, monkeypatch):
     assert code == 0, err
     expected = json.loads((trained / "metrics.json").read_text())["accuracy"]
     assert json.loads(out)["accuracy"] == pytest.approx(expected)
+
+    # a data file is evaluated whole, even when it holds only some of the model's labels
+    (tmp_path / "pos.csv").write_text("text,label\n" + "".join(f"a lovely film number {i},pos\n" for i in range(30)))
+    code, out, err = cli(
+        "eval", str(trained), "--data", "pos.csv", cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch
+    )
+    assert code == 0, err
+    assert json.loads(out)["accuracy"] in {i / 30 for i in range(31)}
 
     (trained / "README.md").unlink()
     code, out, err = cli("card", str(trained), cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch)
