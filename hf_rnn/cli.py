@@ -7,6 +7,7 @@
     hf-rnn summary MODEL                         Keras-style layer table with parameter counts
     hf-rnn card MODEL_DIR                        (re)write the model card
     hf-rnn push MODEL_DIR REPO_ID [--private] [--revision R]
+    hf-rnn bench [--quick]                       tokens/s against plain PyTorch and Keras
 
 Errors a user can cause print one line and exit 2 (bad usage, recipe or input) or 1 (a failure while running);
 set HF_RNN_DEBUG=1 to see the traceback.
@@ -146,6 +147,19 @@ def _cmd_push(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .benchmark import CELLS, format_table, run_benchmark
+
+    cells = tuple(c.strip() for c in args.cells.split(",") if c.strip()) if args.cells else CELLS
+    unknown = sorted(set(cells) - set(CELLS))
+    if unknown:
+        raise ValueError(f"--cells: unknown cell {', '.join(unknown)}; choose from {', '.join(CELLS)}.")
+    report = run_benchmark(quick=args.quick, cells=cells, keras=not args.no_keras, output_dir=args.output_dir)
+    print(format_table(report))
+    print(f"Results written to {Path(args.output_dir) / 'benchmark.json'} and benchmark.md", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hf-rnn", description="Recurrent text classifiers as Hugging Face transformers models."
@@ -199,6 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--private", action="store_true", help="create the repository as private")
     sub.add_argument("--revision", help="a branch to push to (created if missing)")
     sub.set_defaults(run=_cmd_push)
+
+    sub = commands.add_parser("bench", help="tokens/s against plain PyTorch and Keras (see hf_rnn/benchmark.py)")
+    sub.add_argument("--quick", action="store_true", help="a scaled-down workload that finishes in about a minute")
+    sub.add_argument("--cells", help="comma-separated cells to measure (default: lstm,gru,rnn)")
+    sub.add_argument("--no-keras", action="store_true", help="skip the Keras/TensorFlow rows")
+    sub.add_argument("--output-dir", default="bench_results", help="where benchmark.json and benchmark.md go")
+    sub.set_defaults(run=_cmd_bench)
     return parser
 
 
