@@ -84,7 +84,10 @@ class Workload:
         num_sequences (`int`, *optional*, defaults to 1536):
             Number of sequences (one epoch).
         batch_size (`int`, *optional*, defaults to 64):
-            Sequences per batch.
+            Sequences per training batch, and per inference batch of the `baseline` and `keras_fixed` rows.
+        eval_batch_size (`int`, *optional*, defaults to 64):
+            Sequences per length-sorted inference batch of the other rows. 64 rather than the recipes' 256: on a
+            2-core CPU, length-sorted batches of 256 predicted about 1.5x slower than batches of 64.
         vocab_size (`int`, *optional*, defaults to 20000):
             Token ids are drawn uniformly from `1..vocab_size-1`; 0 is padding.
         embedding_dim (`int`, *optional*, defaults to 128):
@@ -107,6 +110,7 @@ class Workload:
 
     num_sequences: int = 1536
     batch_size: int = 64
+    eval_batch_size: int = 64
     vocab_size: int = 20000
     embedding_dim: int = 128
     hidden_size: int = 128
@@ -135,6 +139,7 @@ QUICK = Settings(
     Workload(
         num_sequences=128,
         batch_size=16,
+        eval_batch_size=16,
         embedding_dim=16,
         hidden_size=16,
         head_size=8,
@@ -416,7 +421,8 @@ class TrainerVariant(Variant):
         # the sorted inference rows, read out of the dataset once as a user's predict loop would hold them
         ordered = sort_by_length(dataset)
         rows = [{"input_ids": ids} for ids in ordered["input_ids"]]
-        self.infer_features = [rows[i : i + workload.batch_size] for i in range(0, len(rows), workload.batch_size)]
+        size = workload.eval_batch_size
+        self.infer_features = [rows[i : i + size] for i in range(0, len(rows), size)]
 
     def warm_up(self) -> tuple[float, float]:
         """The first passes; the training pass also records the Trainer's batches (for the token counts and the
@@ -536,6 +542,13 @@ class _KerasWorker:
             self._process = context.Process(target=_keras_worker, args=(child,), daemon=True)
             self._process.start()
         self._connection.send((command, key, payload))
+        while not self._connection.poll(1.0):
+            if not self._process.is_alive():
+                code, self._process = self._process.exitcode, None
+                raise RuntimeError(
+                    f"The Keras worker process exited (code {code}) during {command} {key}. Started from a script, "
+                    "the benchmark needs the usual `if __name__ == '__main__':` guard (the worker is spawned)."
+                )
         status, result = self._connection.recv()
         if status == "error":
             raise RuntimeError(f"Keras worker failed on {command} {key}:\n{result}")
@@ -712,7 +725,7 @@ def _bench_cell(
         work_dir=work_dir,
         keras_worker=keras_worker,
         random_batches=batches_from_indices(sequences, rng.permutation(len(lengths)), workload.batch_size),
-        sorted_batches=batches_from_indices(sequences, np.argsort(-lengths, kind="stable"), workload.batch_size),
+        sorted_batches=batches_from_indices(sequences, np.argsort(-lengths, kind="stable"), workload.eval_batch_size),
     )
     variants = {name: build(context) for name, build in VARIANTS.items() if name not in skip}
     memory = {}
@@ -861,6 +874,23 @@ def _machine() -> dict:
     }
 
 
+def _cpu_seconds() -> tuple[float, float]:
+    """CPU seconds used so far by the whole machine and by this process with its finished children (the Keras
+    worker)."""
+    machine = psutil.cpu_times()
+    own = psutil.Process().cpu_times()
+    return (
+        machine.user + machine.system + getattr(machine, "nice", 0.0),
+        own.user + own.system + own.children_user + own.children_system,
+    )
+
+
+def _other_cpu_share(before: tuple[float, float], wall_seconds: float) -> float:
+    """Share of the machine's CPU time that other processes used since `before`: the benchmark's contention."""
+    machine, own = (after - start for after, start in zip(_cpu_seconds(), before))
+    return max(0.0, machine - own) / (wall_seconds * (os.cpu_count() or 1))
+
+
 def _cpu_name() -> str:
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -916,7 +946,7 @@ def run_benchmark(
 
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
-    started = time.perf_counter()
+    started, cpu_before = time.perf_counter(), _cpu_seconds()
     keras_worker = _KerasWorker()
     try:
         with tempfile.TemporaryDirectory(prefix="hf-rnn-bench-") as work_dir:
@@ -928,8 +958,15 @@ def run_benchmark(
     finally:
         keras_worker.close()
         hf_logging.set_verbosity(verbosity)
+    other_share = _other_cpu_share(cpu_before, time.perf_counter() - started)
+    if other_share > 0.1:
+        notes.append(
+            f"The machine was busy: other processes used {other_share:.0%} of the CPUs during the run. torch's "
+            "OpenMP threads slow down far more than TensorFlow's when cores are shared, so the ratios are distorted; "
+            "rerun on an idle machine."
+        )
     report = {
-        "machine": _machine(),
+        "machine": {**_machine(), "other_processes_cpu_share": other_share},
         "workload": asdict(settings.workload),
         "settings": {
             "quick": quick,
@@ -960,8 +997,9 @@ def format_table(report: dict) -> str:
         f"threads; {machine['platform']}; " + ", ".join(f"{k} {machine[k]}" for k in _VERSION_KEYS if k in machine),
         f"Workload: {workload['num_sequences']} sequences, lengths exp(N({workload['log_length_mean']}, "
         f"{workload['log_length_std']})) clipped to {workload['min_length']}..{workload['max_length']}, batch "
-        f"{workload['batch_size']}, vocabulary {workload['vocab_size']}, bidirectional, embedding "
-        f"{workload['embedding_dim']}, hidden {workload['hidden_size']}, Adam lr 1e-3.",
+        f"{workload['batch_size']} (inference: {workload['batch_size']} for baseline and keras_fixed, length-sorted "
+        f"{workload['eval_batch_size']} for the others), vocabulary {workload['vocab_size']}, bidirectional, "
+        f"embedding {workload['embedding_dim']}, hidden {workload['hidden_size']}, Adam lr 1e-3.",
         f"Real (non-padding) tokens per second, {report['settings']['statistic']} "
         f"({report['settings']['repeats']} repeats); ratios to `baseline`. Peak memory: "
         f"{report['settings']['memory']}.",

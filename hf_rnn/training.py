@@ -632,12 +632,19 @@ def predict(
         yield from _predict_batch(model, tokenizer, collator, batch)
 
 
+# rows per forward pass in predict: 64 ran faster than 256 in the benchmark (see hf_rnn/benchmark.py)
+_PREDICT_CHUNK = 64
+
+
 @torch.no_grad()
 def _predict_batch(model, tokenizer, collator: PaddingCollator, texts: list[str]) -> Iterator[dict]:
     encoded = tokenizer(texts, truncation=True)["input_ids"]
     order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
-    features = [{"input_ids": encoded[i]} for i in order]
-    probabilities = model(**collator(features)).logits.float().softmax(-1)
+    # the model runs on length-sorted chunks, each padded only to its own longest text
+    chunks = [order[start : start + _PREDICT_CHUNK] for start in range(0, len(order), _PREDICT_CHUNK)]
+    probabilities = torch.cat(
+        [model(**collator([{"input_ids": encoded[i]} for i in chunk])).logits.float().softmax(-1) for chunk in chunks]
+    )
     scores, labels = probabilities.max(-1)
     results = [None] * len(texts)
     for rank, index in enumerate(order):
