@@ -127,34 +127,25 @@ class RecurrentPooler(nn.Module):
         lengths: torch.Tensor,
         mask: torch.Tensor,
     ) -> torch.Tensor:
-        pooled = self._pool(outputs, forward, backward, lengths, mask)
-        # a row without real tokens (an empty text) pools to zeros, whatever the pooling
-        return torch.where(mask.any(1, keepdim=True), pooled, torch.zeros_like(pooled))
-
-    def _pool(
-        self,
-        outputs: torch.Tensor,
-        forward: torch.Tensor,
-        backward: torch.Tensor | None,
-        lengths: torch.Tensor,
-        mask: torch.Tensor,
-    ) -> torch.Tensor:
         rows = torch.arange(outputs.shape[0], device=outputs.device)
         last = lengths - 1
         if self.pooling == "last":
             # the forward direction ends at the last real token, the backward one at the first
-            if backward is None:
-                return forward[rows, last]
-            return merge_directions(forward[rows, last], backward[:, 0], self.merge_mode)
-        if self.pooling == "first_last":
-            return torch.cat([outputs[:, 0], outputs[rows, last]], dim=-1)
-        if self.pooling == "mean":
-            return (outputs * mask.unsqueeze(-1)).sum(1) / lengths.unsqueeze(-1).to(outputs.dtype)
-        if self.pooling == "max":
-            return outputs.masked_fill(~mask.unsqueeze(-1), torch.finfo(outputs.dtype).min).amax(1)
-        scores = self.attention(outputs).squeeze(-1).masked_fill(~mask, torch.finfo(outputs.dtype).min)
-        weights = scores.softmax(dim=-1)  # (batch, time)
-        return torch.bmm(weights.unsqueeze(1), outputs).squeeze(1)
+            pooled = forward[rows, last]
+            if backward is not None:
+                pooled = merge_directions(pooled, backward[:, 0], self.merge_mode)
+        elif self.pooling == "first_last":
+            pooled = torch.cat([outputs[:, 0], outputs[rows, last]], dim=-1)
+        elif self.pooling == "mean":
+            pooled = (outputs * mask.unsqueeze(-1)).sum(1) / lengths.unsqueeze(-1).to(outputs.dtype)
+        elif self.pooling == "max":
+            pooled = outputs.masked_fill(~mask.unsqueeze(-1), torch.finfo(outputs.dtype).min).amax(1)
+        else:
+            scores = self.attention(outputs).squeeze(-1).masked_fill(~mask, torch.finfo(outputs.dtype).min)
+            weights = scores.softmax(dim=-1)  # (batch, time)
+            pooled = torch.bmm(weights.unsqueeze(1), outputs).squeeze(1)
+        # a row without real tokens (an empty text) pools to zeros, whatever the pooling
+        return torch.where(mask.any(1, keepdim=True), pooled, torch.zeros_like(pooled))
 
 
 class ClassificationHead(nn.Module):
