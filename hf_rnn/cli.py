@@ -38,6 +38,10 @@ def _positive_int(text: str) -> int:
 
 
 PICKLE_HELP = "load pickled .bin weights (with torch.load weights_only=True) when no safetensors file exists"
+BF16_HELP = (
+    "run the model under bf16 autocast: about 1.5x faster on CPUs with native bf16 (AVX512-BF16, AMX) and on recent "
+    "GPUs; scores differ from fp32 in the second or third decimal"
+)
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -75,7 +79,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         # a data file is evaluated whole; a dataset name keeps its usual test split
         whole = {"validation_split": "train", "test_split": "train"} if Path(args.data).is_file() else {}
         data = DataSpec(dataset=args.data, **columns, **whole)
-    metrics = evaluate_model(args.model_dir, data=data, split=args.split, allow_pickle=args.allow_pickle)
+    metrics = evaluate_model(
+        args.model_dir, data=data, split=args.split, allow_pickle=args.allow_pickle, bf16=args.bf16
+    )
     print(json.dumps(metrics, indent=2))
     return 0
 
@@ -102,7 +108,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if args.texts and args.file:
         raise ValueError("give texts or --file, not both.")
     texts = args.texts or _read_lines(args.file or "-")
-    results = predict(args.model_dir, texts, batch_size=args.batch_size, allow_pickle=args.allow_pickle)
+    results = predict(
+        args.model_dir, texts, batch_size=args.batch_size, allow_pickle=args.allow_pickle, bf16=args.bf16
+    )
     if args.output is None:
         for result in results:
             print(json.dumps(result, ensure_ascii=False), flush=True)
@@ -182,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--label-column", default="label")
     sub.add_argument("--split", default="test", choices=["train", "validation", "test"])
     sub.add_argument("--allow-pickle", action="store_true", help=PICKLE_HELP)
+    sub.add_argument("--bf16", action="store_true", help=BF16_HELP)
     sub.set_defaults(run=_cmd_eval)
 
     sub = commands.add_parser("predict", help="label texts with a saved model (JSON lines: text, label, score)")
@@ -191,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--output", help="write results to a .jsonl or .csv file instead of stdout")
     sub.add_argument("--batch-size", type=_positive_int, default=256)
     sub.add_argument("--allow-pickle", action="store_true", help=PICKLE_HELP)
+    sub.add_argument("--bf16", action="store_true", help=BF16_HELP)
     sub.set_defaults(run=_cmd_predict)
 
     sub = commands.add_parser("summary", help="print a Keras-style summary of a model")

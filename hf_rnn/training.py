@@ -42,6 +42,7 @@ from transformers import (
     TrainerCallback,
     TrainingArguments,
 )
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from . import MODEL_CLASSES, __version__
 from .cards import write_model_card
@@ -124,6 +125,14 @@ class RecurrentTrainer(Trainer):
             self._seen += int(keep.sum())
         return (loss, outputs) if return_outputs else loss
 
+    def _get_train_sampler(self, train_dataset=None):
+        sampler = super()._get_train_sampler(train_dataset)
+        if isinstance(sampler, LengthGroupedSampler) and not isinstance(sampler.lengths, list):
+            # datasets 5 hands the sampler its lazy `Column`; sorting by it reads the Arrow table once per index
+            # (about 140 ms an epoch for 1,536 rows, 4% of a BiLSTM epoch); a list gives the same order at once
+            sampler.lengths = list(sampler.lengths)
+        return sampler
+
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         if "loss" in logs and self._seen:
             logs["train_accuracy"] = self._correct / self._seen
@@ -153,6 +162,11 @@ class StopOnNonFiniteLoss(TrainerCallback):
                 f"training loss became {loss} at step {state.global_step} (epoch {state.epoch:.2f}); lower "
                 "training.learning_rate or training.max_grad_norm. Checkpoints before this step are kept."
             )
+
+
+def _cpu_only() -> bool:
+    """No accelerator here: `TrainingArguments(use_cpu=...)` must say so for bf16 autocast and for DDP over gloo."""
+    return not (torch.cuda.is_available() or torch.backends.mps.is_available())
 
 
 def training_arguments(recipe: Recipe, checkpoint_dir: Path) -> TrainingArguments:
@@ -195,7 +209,7 @@ def training_arguments(recipe: Recipe, checkpoint_dir: Path) -> TrainingArgument
         dataloader_num_workers=spec.dataloader_num_workers,
         dataloader_pin_memory=torch.cuda.is_available(),
         # without an accelerator, say so: then `torchrun` / `accelerate launch --multi_gpu` run DDP over gloo on CPU
-        use_cpu=not (torch.cuda.is_available() or torch.backends.mps.is_available()),
+        use_cpu=_cpu_only(),
         report_to="none",
         save_only_model=False,
     )
@@ -574,11 +588,16 @@ def _first_line(error: BaseException) -> str:
 
 
 def evaluate_model(
-    model_dir: str | Path, data: DataSpec | None = None, split: str = "test", allow_pickle: bool = False
+    model_dir: str | Path,
+    data: DataSpec | None = None,
+    split: str = "test",
+    allow_pickle: bool = False,
+    bf16: bool = False,
 ) -> dict[str, float]:
     """Evaluates a saved model on a split of its recipe's data, or of `data`.
 
-    Labels are matched by name: a label the model does not know is an error that lists the model's labels.
+    Labels are matched by name: a label the model does not know is an error that lists the model's labels. With
+    `bf16`, the model runs under bf16 autocast (see `predict`).
     """
     model, tokenizer = load_model_dir(model_dir, allow_pickle=allow_pickle)
     if data is None:
@@ -601,6 +620,8 @@ def evaluate_model(
         report_to="none",
         per_device_eval_batch_size=256,
         dataloader_pin_memory=torch.cuda.is_available(),
+        bf16=bf16,
+        use_cpu=_cpu_only(),
     )
     trainer = Trainer(
         model=model,
@@ -613,12 +634,18 @@ def evaluate_model(
 
 
 def predict(
-    model_dir: str | Path, texts: Iterable[str], batch_size: int = 256, allow_pickle: bool = False
+    model_dir: str | Path,
+    texts: Iterable[str],
+    batch_size: int = 256,
+    allow_pickle: bool = False,
+    bf16: bool = False,
 ) -> Iterator[dict[str, str | float]]:
     """Streams `{"text", "label", "score"}` predictions for texts, batch by batch, in input order.
 
     Each batch is sorted by length before padding (less padding, faster), and results are yielded as soon as a
-    batch is done, so memory stays flat however many texts come in.
+    batch is done, so memory stays flat however many texts come in. With `bf16`, the model runs under bf16 autocast:
+    about 1.5x faster on CPUs with native bf16 (AVX512-BF16, AMX) and on recent GPUs (see `hf-rnn bench`), with
+    scores that differ from fp32 in the second or third decimal.
     """
     model, tokenizer = load_model_dir(model_dir, allow_pickle=allow_pickle)
     collator = PaddingCollator(pad_token_id=tokenizer.pad_token_id)
@@ -626,10 +653,10 @@ def predict(
     for text in texts:
         batch.append(text)
         if len(batch) == batch_size:
-            yield from _predict_batch(model, tokenizer, collator, batch)
+            yield from _predict_batch(model, tokenizer, collator, batch, bf16)
             batch = []
     if batch:
-        yield from _predict_batch(model, tokenizer, collator, batch)
+        yield from _predict_batch(model, tokenizer, collator, batch, bf16)
 
 
 # rows per forward pass in predict: 64 ran faster than 256 in the benchmark (see hf_rnn/benchmark.py)
@@ -637,14 +664,15 @@ _PREDICT_CHUNK = 64
 
 
 @torch.no_grad()
-def _predict_batch(model, tokenizer, collator: PaddingCollator, texts: list[str]) -> Iterator[dict]:
+def _predict_batch(model, tokenizer, collator: PaddingCollator, texts: list[str], bf16: bool) -> Iterator[dict]:
     encoded = tokenizer(texts, truncation=True)["input_ids"]
     order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
     # the model runs on length-sorted chunks, each padded only to its own longest text
     chunks = [order[start : start + _PREDICT_CHUNK] for start in range(0, len(order), _PREDICT_CHUNK)]
-    probabilities = torch.cat(
-        [model(**collator([{"input_ids": encoded[i]} for i in chunk])).logits.float().softmax(-1) for chunk in chunks]
-    )
+    # autocast is entered and left before anything is yielded, so it never leaks into the caller's code
+    with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16):
+        logits = [model(**collator([{"input_ids": encoded[i]} for i in chunk])).logits for chunk in chunks]
+    probabilities = torch.cat([chunk_logits.float().softmax(-1) for chunk_logits in logits])
     scores, labels = probabilities.max(-1)
     results = [None] * len(texts)
     for rank, index in enumerate(order):

@@ -26,7 +26,7 @@ def test_markdown_file_is_the_table_of_the_json_report(quick_report):
 
 def test_report_has_every_cell_and_row(quick_report):
     report, _ = quick_report
-    assert set(report) == {"machine", "workload", "settings", "notes", "results", "length_sweep"}
+    assert set(report) == {"machine", "workload", "settings", "notes", "results", "frontend", "length_sweep"}
     assert report["settings"]["quick"] is True
     assert any("Keras rows skipped" in note for note in report["notes"])
     assert list(report["results"]) == list(CELLS)
@@ -49,6 +49,28 @@ def test_report_has_every_cell_and_row(quick_report):
         for target in result["targets"]:
             assert set(target) == {"target", "value", "goal", "met"}
             assert target["value"] > 0 and isinstance(target["met"], bool)
+
+
+def test_frontend_section_times_first_and_cached_epochs(quick_report):
+    report, output_dir = quick_report
+    frontend = report["frontend"]
+    assert "random BERT" in frontend["encoder"]  # the quick run never loads MiniLM
+    assert 0 < frontend["encode_seconds"] < frontend["first_epoch_seconds"]
+    assert frontend["later_epoch_seconds"] > 0
+    assert frontend["later_vs_first"] == pytest.approx(
+        frontend["first_epoch_seconds"] / frontend["later_epoch_seconds"]
+    )
+    assert "## Frozen transformer frontend" in (output_dir / "benchmark.md").read_text()
+
+
+def test_trainer_rows_report_their_start_up_apart(quick_report):
+    report, _ = quick_report
+    for result in report["results"].values():
+        for row in result["rows"]:
+            if row["name"].startswith("hf_rnn_") and row["name"] != "hf_rnn_loop":
+                assert row["startup_seconds"] > 0
+            else:
+                assert row["startup_seconds"] is None
 
 
 def test_length_sweep_rows(quick_report):

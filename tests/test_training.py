@@ -139,6 +139,38 @@ def test_gradient_accumulation_and_label_smoothing_keep_the_loss_scale(tmp_path)
     assert all("train_accuracy" in h for h in history if "loss" in h)
 
 
+def test_length_grouped_sampler_reads_lengths_once_and_groups_batches(tmp_path):
+    """The Trainer's length-grouped sampler gets the `length` column as a list (datasets 5 passes a lazy column that
+    is re-read per index), and still yields batches of similar lengths in the same order as transformers' own."""
+    from datasets import Dataset
+    from transformers import Trainer, TrainingArguments
+
+    from hf_rnn.configuration_rnn import LSTMConfig
+    from hf_rnn.modeling_rnn import LSTMForSequenceClassification
+    from hf_rnn.training import RecurrentTrainer
+
+    lengths = torch.randint(1, 200, (512,), generator=torch.Generator().manual_seed(0)).tolist()
+    dataset = Dataset.from_dict({"input_ids": [[1] * n for n in lengths], "label": [0] * 512, "length": lengths})
+    model = LSTMForSequenceClassification(LSTMConfig(vocab_size=10, embedding_dim=4, hidden_size=4))
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=16,
+        train_sampling_strategy="group_by_length",
+        use_cpu=True,
+        report_to="none",
+    )
+    orders = []
+    for trainer_class in (Trainer, RecurrentTrainer):
+        sampler = trainer_class(model=model, args=args, train_dataset=dataset)._get_train_sampler()
+        torch.manual_seed(0)
+        orders.append(list(sampler))
+    assert isinstance(sampler.lengths, list)
+    assert orders[0] == orders[1] and sorted(orders[1]) == list(range(512))
+    batches = [[lengths[i] for i in orders[1][start : start + 16]] for start in range(0, 512, 16)]
+    # within a batch, lengths are sorted (descending) except the longest example swapped to the front
+    assert sum(batch[1:] == sorted(batch[1:], reverse=True) for batch in batches) == len(batches)
+
+
 class InterruptAt(TrainerCallback):
     """Stops the process-level run at a given step, as a Ctrl-C would."""
 
@@ -173,6 +205,25 @@ def test_same_seed_gives_identical_results(tmp_path):
         AutoModelForSequenceClassification.from_pretrained(r.output_dir)(**inputs).logits for r in (first, second)
     ]
     assert torch.equal(*logits)
+
+
+def test_bf16_predict_and_eval_agree_with_fp32(trained, tmp_path, capsys, monkeypatch):
+    """`--bf16` runs predict and eval under bf16 autocast: scores move a little, labels and accuracy barely, and
+    autocast does not stay on in the caller's code between streamed results."""
+    texts = [f"{word} film, {word} acting and a {word} story" for word in ("great", "awful", "fine", "dull")] * 8
+    fp32 = list(predict(trained, texts))
+    bf16 = []
+    for result in predict(trained, texts, bf16=True):
+        assert not torch.is_autocast_enabled("cpu")
+        bf16.append(result)
+    assert [r["text"] for r in bf16] == texts
+    assert sum(a["label"] == b["label"] for a, b in zip(fp32, bf16)) >= len(texts) - 2
+    assert max(abs(a["score"] - b["score"]) for a, b in zip(fp32, bf16) if a["label"] == b["label"]) < 0.05
+
+    code, out, err = cli("eval", str(trained), "--bf16", cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch)
+    assert code == 0, err
+    expected = json.loads((trained / "metrics.json").read_text())["accuracy"]
+    assert json.loads(out)["accuracy"] == pytest.approx(expected, abs=0.05)
 
 
 def test_cli_predict_eval_and_card(trained, tmp_path, capsys, monkeypatch):
