@@ -31,9 +31,9 @@ from . import MODEL_CLASSES
 from .configuration_rnn import RecurrentConfig
 from .data import EMBEDDED_DATASETS
 from .frontends import FRONTEND_ALIASES
-from .recipes import _package_or_repo_dir
+from .utils import package_data_dir
 
-TEMPLATE_PATH = _package_or_repo_dir("model_cards") / "model_card_template.md"
+TEMPLATE_PATH = package_data_dir("model_cards") / "model_card_template.md"
 PLOT_FILE = "training_curves.png"
 
 # front-matter keys, in this order; every other key of `to_dict` only feeds the template

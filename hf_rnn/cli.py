@@ -25,6 +25,7 @@ from pathlib import Path
 from huggingface_hub.errors import StrictDataclassError
 
 from .recipes import RecipeError, list_models, list_recipes, load_recipe, recipe_description
+from .utils import one_line
 
 # errors caused by what the user gave (a recipe, an argument, a file): exit code 2
 USER_ERRORS = (RecipeError, ValueError, FileNotFoundError, FileExistsError, StrictDataclassError, UnicodeDecodeError)
@@ -248,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as error:
         if os.environ.get("HF_RNN_DEBUG"):
             raise
-        print(f"hf-rnn: error: {_one_line(error)}", file=sys.stderr)
+        print(f"hf-rnn: error: {one_line(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("hf-rnn: interrupted", file=sys.stderr)
@@ -256,13 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # a failure while running: one line, exit 1, traceback only on request
         if os.environ.get("HF_RNN_DEBUG"):
             raise
-        print(f"hf-rnn: error: {type(error).__name__}: {_one_line(error)}", file=sys.stderr)
+        print(f"hf-rnn: error: {type(error).__name__}: {one_line(error)}", file=sys.stderr)
         return 1
-
-
-def _one_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-    return " ".join(lines) if lines else type(error).__name__
 
 
 if __name__ == "__main__":

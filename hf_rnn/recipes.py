@@ -34,6 +34,7 @@ from .configuration_rnn import RecurrentConfig, RNNConfig
 from .data import DataSpec
 from .frontends import WORD_VECTOR_ALIASES, frontend_config_for, frontend_is_cacheable
 from .tokenization import TokenizerSpec
+from .utils import package_data_dir
 
 # metric names of a recipe -> their keys in the results (F1, precision and recall are macro averages)
 METRIC_KEYS = {"f1": "f1_macro", "precision": "precision_macro", "recall": "recall_macro"}
@@ -48,13 +49,7 @@ class RecipeError(ValueError):
     """A recipe (file, `--set` override or dict) is invalid; the message names where and how to fix it."""
 
 
-def _package_or_repo_dir(name: str) -> Path:
-    """`configs/` and `model_cards/` sit inside the installed wheel, or at the repository root in a checkout."""
-    inside = Path(__file__).parent / name
-    return inside if inside.is_dir() else Path(__file__).parent.parent / name
-
-
-CONFIGS_DIR = _package_or_repo_dir("configs")
+CONFIGS_DIR = package_data_dir("configs")
 RECIPES_DIR = CONFIGS_DIR / "recipes"
 MODELS_DIR = CONFIGS_DIR / "models"
 DEFAULT_RECIPE = "quickstart"

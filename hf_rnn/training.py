@@ -59,6 +59,7 @@ from .hub import push_model
 from .modeling_rnn import build_frontend
 from .recipes import METRIC_KEYS, Recipe, RecipeError, load_data_spec, strict_error_message
 from .tokenization import build_tokenizer, tokenize_dataset
+from .utils import one_line
 
 logger = logging.getLogger(__name__)
 
@@ -559,7 +560,7 @@ def load_model_dir(model_dir: str | Path, allow_pickle: bool = False):
         )
     except (OSError, RuntimeError, SafetensorError) as error:
         # truncated or corrupt files, and weights whose shapes do not match the config
-        raise ValueError(f"{model_dir}: the weights do not load: {_first_line(error)}") from None
+        raise ValueError(f"{model_dir}: the weights do not load: {one_line(error, first_only=True)}") from None
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     return model.eval(), tokenizer
 
@@ -580,11 +581,6 @@ def _check_weight_shapes(model_dir: Path, config) -> None:
                     f"{path.name}: {key} has shape {list(shape)} but config.json describes {list(expected[key])}; "
                     "the config and the weights do not belong together."
                 )
-
-
-def _first_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
 
 
 def evaluate_model(
