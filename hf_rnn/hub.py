@@ -25,18 +25,19 @@ from pathlib import Path
 
 from huggingface_hub import CommitOperationAdd, HfApi, get_token
 
-from . import MODEL_CLASSES
+from . import MODEL_CLASSES, __version__
 from .cards import render_model_card, write_model_card
 
 logger = logging.getLogger(__name__)
 
 # what a model directory needs to load anywhere: config (with auto_map), remote code, tokenizer; weights come apart
 # because a sharded checkpoint has an index instead of model.safetensors
-REQUIRED_FILES = ("config.json", "configuration_rnn.py", "modeling_rnn.py", "tokenizer_config.json")
+REMOTE_CODE_FILES = ("configuration_rnn.py", "modeling_rnn.py")
+REQUIRED_FILES = ("config.json", *REMOTE_CODE_FILES, "tokenizer_config.json")
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 AUTO_CLASSES = ("AutoConfig", "AutoModel", "AutoModelForSequenceClassification", "AutoModelForTokenClassification")
 # only top-level files with these suffixes are uploaded: never subfolders (checkpoints/, runs/), hidden files, or
-# pickles such as training_args.bin
+# pickles such as training_args.bin; of the Python files only the remote code (`REMOTE_CODE_FILES`)
 UPLOAD_SUFFIXES = (".json", ".safetensors", ".py", ".png", ".yaml", ".md", ".txt", ".model")
 # files too large or too binary to be worth searching for a pasted token
 _BINARY_SUFFIXES = (".safetensors", ".png", ".model")
@@ -83,8 +84,21 @@ def _files_to_upload(model_dir: Path) -> list[Path]:
         if path.is_file()
         and not path.name.startswith(".")
         and path.suffix in UPLOAD_SUFFIXES
+        and (path.suffix != ".py" or path.name in REMOTE_CODE_FILES)
         and path.name != CARD_FILE
     )
+
+
+def _check_remote_code(model_dir: Path) -> None:
+    """Refuses remote code that is not hf_rnn's own: whoever loads the repo with `trust_remote_code=True` runs it."""
+    package_dir = Path(__file__).parent
+    for name in REMOTE_CODE_FILES:
+        if (model_dir / name).read_bytes() != (package_dir / name).read_bytes():
+            raise ValueError(
+                f"{model_dir / name} differs from the installed hf_rnn {__version__}'s own {name}, and the Hub would "
+                "run it with trust_remote_code=True; re-save the model with this hf_rnn (`save_pretrained` writes "
+                "the package's copy), or push a deliberate change yourself with huggingface_hub."
+            )
 
 
 def _card_to_upload(model_dir: Path, repo_id: str) -> str:
@@ -142,12 +156,13 @@ def push_model(
         `str`: the URL of the repo.
 
     Raises:
-        `ValueError`: `model_dir` is not a complete hf_rnn model directory, a file in it holds the token, or
-            `private=True` for an existing public repo.
+        `ValueError`: `model_dir` is not a complete hf_rnn model directory, its remote code is not the installed
+            hf_rnn's own, a file in it holds the token, or `private=True` for an existing public repo.
         `RuntimeError`: the README.md on the Hub after the push is not the card that was uploaded.
         `huggingface_hub.errors.HfHubHTTPError`: the Hub refused a request (no or wrong token, no write access).
     """
     model_dir = check_model_dir(model_dir)
+    _check_remote_code(model_dir)
     card = _card_to_upload(model_dir, repo_id)
     files = _files_to_upload(model_dir)
     _refuse_token_in_files(files, card, token or get_token())

@@ -196,6 +196,21 @@ def test_invalid_model_dir(fake_hub: FakeHub, model_dir, breakage, message):
     assert fake_hub.requests == []  # refused before talking to the Hub
 
 
+def test_only_hf_rnn_own_remote_code_is_pushed(fake_hub: FakeHub, model_dir):
+    """Whoever loads the repo with trust_remote_code=True runs its .py files: a changed modeling_rnn.py is refused
+    before anything is uploaded, and other Python files in the folder are never uploaded."""
+    (model_dir / "my_notes.py").write_text("print('scratch')\n")
+    push_model(model_dir, REPO)
+    assert set(fake_hub.files(REPO)) == UPLOADED and "my_notes.py" not in fake_hub.files(REPO)
+
+    requests = len(fake_hub.requests)
+    modeling = model_dir / "modeling_rnn.py"
+    modeling.write_text(modeling.read_text() + "\nimport os\n")
+    with pytest.raises(ValueError, match=r"modeling_rnn\.py differs from the installed hf_rnn"):
+        push_model(model_dir, "fake-user/other")
+    assert len(fake_hub.requests) == requests
+
+
 def test_valid_model_dir_passes_the_check(model_dir):
     assert check_model_dir(str(model_dir)) == model_dir
 
