@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import yaml
 from huggingface_hub.errors import StrictDataclassError
-from transformers import AutoConfig, PreTrainedConfig
+from transformers import CONFIG_MAPPING, AutoConfig, PreTrainedConfig
 
 from . import MODEL_CLASSES
 from .configuration_rnn import RecurrentConfig, RNNConfig
@@ -493,6 +493,7 @@ def _build_model(values: Any, where: _Where, source: Path | None) -> ModelSpec:
     if spec.type != "rnn" and "nonlinearity" in spec.config:
         raise RecipeError(f"{where.of(('model', 'nonlinearity'))}: model.nonlinearity applies to type 'rnn' only.")
     _check_pretrained_inputs(spec, where)
+    _check_frontend_config_keys(spec, where)
     try:
         # validate the architecture now, before any data is read; vocab_size and labels follow later
         config = spec.build_config()
@@ -504,6 +505,25 @@ def _build_model(values: Any, where: _Where, source: Path | None) -> ModelSpec:
         raise RecipeError(f"{place}: model: {message}") from None
     _check_frontend_cache(spec, config, where)
     return spec
+
+
+def _check_frontend_config_keys(spec: ModelSpec, where: _Where) -> None:
+    """Every key of an inline `frontend_config` must be a field of the encoder's config class: transformers configs
+    keep unknown keys as attributes, so a typo (`hiden_dropout_prob`) would silently change nothing."""
+    encoder = spec.config.get("frontend_config")
+    if not isinstance(encoder, dict):
+        return
+    model_type = encoder.get("model_type", "bert")
+    if model_type not in CONFIG_MAPPING:
+        raise RecipeError(
+            f"{where.of(('model', 'frontend_config', 'model_type'))}: model.frontend_config.model_type: unknown "
+            f"encoder type {model_type!r}; use a transformers model type such as 'bert'."
+        )
+    allowed = set(CONFIG_MAPPING[model_type]().to_dict()) | {"model_type"}
+    for key in encoder:
+        if key not in allowed:
+            place = where.of(("model", "frontend_config", key))
+            raise _unknown_key(key, allowed, place, f"model.frontend_config ({model_type})")
 
 
 def _check_pretrained_inputs(spec: ModelSpec, where: _Where) -> None:

@@ -90,6 +90,16 @@ BAD_RECIPES = [
     ("training:\n  seed: [1\n", r"recipe.yaml:3:1: YAML syntax error"),
     ("- just\n- a list\n", r"a recipe must be a YAML mapping of sections, got list"),
     ("extends: no_such_recipe\n", r"extends: recipe 'no_such_recipe' not found"),
+    (
+        "model:\n  type: gru\n  frontend: bert\n  frontend_config:\n    hidden_size: 32\n"
+        "    hiden_dropout_prob: 0.3\n",
+        r"recipe.yaml:6: unknown key 'hiden_dropout_prob' in model.frontend_config \(bert\)\. "
+        r"Did you mean 'hidden_dropout_prob'\?",
+    ),
+    (
+        "model:\n  type: gru\n  frontend: bert\n  frontend_config:\n    model_type: not_a_model\n",
+        r"recipe.yaml:5: model.frontend_config.model_type: unknown encoder type 'not_a_model'",
+    ),
 ]
 
 
@@ -97,6 +107,19 @@ BAD_RECIPES = [
 def test_bad_recipes_give_their_message(tmp_path, text, message):
     with pytest.raises(RecipeError, match=message):
         load_recipe(write(tmp_path, text))
+
+
+def test_a_valid_inline_frontend_config_builds(tmp_path):
+    text = """
+    model:
+      type: gru
+      hidden_size: 8
+      frontend: bert
+      frontend_config: {hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 64,
+                        hidden_dropout_prob: 0.3}
+    """
+    config = load_recipe(write(tmp_path, text)).model.build_config()
+    assert config.frontend_config.hidden_dropout_prob == 0.3 and config.embedding_dim == 32
 
 
 def test_errors_in_a_parent_recipe_point_at_the_parent(tmp_path):
