@@ -157,10 +157,15 @@ def _cmd_push(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from .benchmark import CELLS, format_table, run_benchmark
+    from .benchmark import CELLS, DEFAULT_SECTIONS, format_table, run_benchmark
 
     cells = tuple(c.strip() for c in args.cells.split(",") if c.strip()) if args.cells else CELLS
-    report = run_benchmark(quick=args.quick, cells=cells, keras=not args.no_keras, output_dir=args.output_dir)
+    sections = DEFAULT_SECTIONS + (("busy",) if args.load else ())
+    if args.sections:
+        sections = tuple(s.strip() for s in args.sections.split(",") if s.strip())
+    report = run_benchmark(
+        quick=args.quick, cells=cells, keras=not args.no_keras, output_dir=args.output_dir, sections=sections
+    )
     print(format_table(report))
     print(f"Results written to {Path(args.output_dir) / 'benchmark.json'} and benchmark.md", file=sys.stderr)
     return 0
@@ -226,6 +231,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--quick", action="store_true", help="a scaled-down workload that finishes in about a minute")
     sub.add_argument("--cells", help="comma-separated cells to measure (default: lstm,gru,rnn)")
     sub.add_argument("--no-keras", action="store_true", help="skip the Keras/TensorFlow rows")
+    sub.add_argument(
+        "--load",
+        action="store_true",
+        help="also measure training beside busy processes (starts 1-2 busy processes for a few minutes)",
+    )
+    sub.add_argument(
+        "--sections",
+        help="comma-separated sections to run: cells,frontend,sweep,tokenization,busy (default: all but busy)",
+    )
     sub.add_argument("--output-dir", default="bench_results", help="where benchmark.json and benchmark.md go")
     sub.set_defaults(run=_cmd_bench)
     return parser

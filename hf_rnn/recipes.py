@@ -126,9 +126,9 @@ class ModelSpec:
 class TrainingSpec:
     """The `training` section: `TrainingArguments` fields with RNN-appropriate defaults, and a few of hf_rnn's own.
 
-    The names are those of `transformers.TrainingArguments`; `early_stopping_patience`, `group_by_length` and
-    `metrics` are hf_rnn's. The default learning rate is 1e-3 (Keras' Adam default), not the Trainer's 5e-5, which
-    is far too low for recurrent networks trained from scratch.
+    The names are those of `transformers.TrainingArguments`; `early_stopping_patience`, `group_by_length`,
+    `flush_denormal`, `adaptive_threads` and `metrics` are hf_rnn's. The default learning rate is 1e-3 (Keras' Adam
+    default), not the Trainer's 5e-5, which is far too low for recurrent networks trained from scratch.
     """
 
     output_dir: str | None = None
@@ -156,6 +156,10 @@ class TrainingSpec:
     metric_for_best_model: str = "accuracy"
     early_stopping_patience: int | None = 2
     group_by_length: bool = True
+    # flush denormal floats to zero while training on CPU (x86 computes on them 10-100x slower; see hf_rnn.cpu)
+    flush_denormal: bool = True
+    # on CPU, train on the cores other processes leave free (see hf_rnn.cpu.AdaptiveThreads)
+    adaptive_threads: bool = True
     dataloader_num_workers: int = 0
     metrics: list[str] = field(default_factory=lambda: ["accuracy", "f1", "roc_auc"])
 

@@ -11,15 +11,13 @@ from itertools import chain, islice
 from typing import Literal
 
 import datasets
-from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 from transformers.tokenization_utils_base import VERY_LARGE_INTEGER
 
 PAD_TOKEN = "[PAD]"
 UNK_TOKEN = "[UNK]"
 
-# Unicode punctuation plus the ASCII symbols Keras' default standardization also strips ($ + < = > ^ ` | ~).
-_PUNCTUATION = Regex(r"[\p{P}$+<=>^`|~]")
 # Texts handed to the trainer per batch: large enough to keep the Rust side busy, small enough to stream.
 _TRAIN_BATCH_SIZE = 1000
 _NO_TEXT = object()
@@ -138,8 +136,10 @@ def _new_tokenizer(spec: TokenizerSpec) -> Tokenizer:
     splits = [pre_tokenizers.Whitespace()]
     if spec.strip_punctuation:
         # splitting at punctuation (rather than deleting it as Keras does) keeps words that punctuation glues
-        # together apart: IMDB's "movie.<br /><br />The" gives "movie br br the", not Keras' "moviebr brthe"
-        splits.insert(0, pre_tokenizers.Split(_PUNCTUATION, behavior="removed"))
+        # together apart: IMDB's "movie.<br /><br />The" gives "movie br br the", not Keras' "moviebr brthe".
+        # `Punctuation` drops Unicode punctuation (\p{P}) and every ASCII symbol, the same characters as the regex
+        # `[\p{P}$+<=>^`|~]` of earlier versions (whose saved tokenizers still load), without a regex engine
+        splits.insert(0, pre_tokenizers.Punctuation(behavior="removed"))
     # Whitespace splits on spaces and between words and any remaining symbols (emoji, or punctuation when kept)
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence(splits)
     return tokenizer
@@ -200,17 +200,46 @@ def tokenize_dataset(
                 f"Column {text_column!r} not found (columns: {', '.join(columns)}); pass text_column= to name it."
             )
 
+    encode = TextEncoder(tokenizer)
+
     def tokenize(batch: dict[str, list]) -> dict[str, list]:
-        texts = ["" if text is None else text for text in batch[text_column]]
-        input_ids = tokenizer(texts, truncation=True, return_attention_mask=False, return_token_type_ids=False)[
-            "input_ids"
-        ]
+        input_ids = encode(batch[text_column])
         return {"input_ids": input_ids, "length": [len(ids) for ids in input_ids]}
 
     return dataset.map(
         tokenize,
         batched=True,
+        batch_size=_MAP_BATCH_SIZE,
         remove_columns=[text_column],
         num_proc=num_proc,
         desc="Tokenizing",
     )
+
+
+# texts per `Dataset.map` batch: big batches keep the tokenizer's threads busy and the Arrow writes few
+_MAP_BATCH_SIZE = 10_000
+
+
+class TextEncoder:
+    """
+    `tokenizer(texts, truncation=True)["input_ids"]`, about 10x faster: it calls the Rust tokenizer's
+    `encode_batch_fast` (no offsets, no per-text Python dictionaries) on a copy of the backend set to truncate
+    like the transformers call (to `model_max_length`, on the tokenizer's `truncation_side`, special tokens counted)
+    and never to pad. Missing texts (`None`) count as empty. The token ids are the same (tested).
+
+    Args:
+        tokenizer (`PreTrainedTokenizerFast`): a tokenizer from `build_tokenizer` or `AutoTokenizer.from_pretrained`.
+    """
+
+    def __init__(self, tokenizer: PreTrainedTokenizerFast):
+        backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+        backend.no_padding()
+        if tokenizer.model_max_length < VERY_LARGE_INTEGER:
+            backend.enable_truncation(tokenizer.model_max_length, direction=tokenizer.truncation_side)
+        else:
+            backend.no_truncation()
+        self.backend = backend
+
+    def __call__(self, texts: list[str | None]) -> list[list[int]]:
+        texts = ["" if text is None else text for text in texts]
+        return [encoding.ids for encoding in self.backend.encode_batch_fast(texts)]

@@ -47,6 +47,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from . import MODEL_CLASSES, __version__
 from .cards import write_model_card
 from .configuration_rnn import RecurrentConfig
+from .cpu import AdaptiveThreads, flushed_denormals
 from .data import DataSpec, PaddingCollator, load_splits, sort_by_length
 from .frontends import (
     add_frontend_features,
@@ -58,7 +59,7 @@ from .frontends import (
 from .hub import push_model
 from .modeling_rnn import build_frontend
 from .recipes import METRIC_KEYS, Recipe, RecipeError, load_data_spec, strict_error_message
-from .tokenization import build_tokenizer, tokenize_dataset
+from .tokenization import TextEncoder, build_tokenizer, tokenize_dataset
 from .utils import one_line
 
 logger = logging.getLogger(__name__)
@@ -107,13 +108,42 @@ class MetricsComputer:
 
 
 class RecurrentTrainer(Trainer):
-    """A Trainer that also tracks training accuracy from the logits it already computes (as Keras' `fit` shows
-    `accuracy` next to `loss`), logged as `train_accuracy` with each training log."""
+    """A Trainer for recurrent models on any device, fast on CPU.
 
-    def __init__(self, *args, **kwargs):
+    - Denormal floats are flushed to zero in every thread while it trains, evaluates and predicts (the previous
+      setting comes back afterwards): recurrent backward passes produce them, and x86 CPUs compute on them 10-100x
+      slower (see `hf_rnn.cpu`).
+    - On CPU, the thread count follows the cores that other processes leave free (`hf_rnn.cpu.AdaptiveThreads`).
+    - Training accuracy is tracked from the logits it already computes (as Keras' `fit` shows `accuracy` next to
+      `loss`) and logged as `train_accuracy` with each training log.
+
+    Args:
+        flush_denormal (`bool`, *optional*, defaults to `True`): flush denormals to zero; `False` computes
+            with denormals while it runs, whatever the process's setting (recipes: `training.flush_denormal`).
+        adaptive_threads (`bool`, *optional*, defaults to `True`): adapt the thread count to the machine's load
+            (recipes: `training.adaptive_threads`).
+        The other arguments are `transformers.Trainer`'s.
+    """
+
+    def __init__(self, *args, flush_denormal: bool = True, adaptive_threads: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
+        self.flush_denormal = flush_denormal
+        if adaptive_threads:
+            self.add_callback(AdaptiveThreads())
         self._correct = 0
         self._seen = 0
+
+    def train(self, *args, **kwargs):
+        with flushed_denormals(self.flush_denormal):
+            return super().train(*args, **kwargs)
+
+    def evaluate(self, *args, **kwargs):
+        with flushed_denormals(self.flush_denormal):
+            return super().evaluate(*args, **kwargs)
+
+    def predict(self, *args, **kwargs):
+        with flushed_denormals(self.flush_denormal):
+            return super().predict(*args, **kwargs)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         # read before the Trainer pops them (it does with label smoothing)
@@ -390,6 +420,8 @@ def train(
         data_collator=PaddingCollator(pad_token_id=tokenizer.pad_token_id),
         compute_metrics=MetricsComputer(recipe.training.metrics, len(label_names)),
         callbacks=trainer_callbacks,
+        flush_denormal=recipe.training.flush_denormal,
+        adaptive_threads=recipe.training.adaptive_threads,
     )
     last_checkpoint = last_complete_checkpoint(checkpoint_dir) if args.process_index == 0 else None
     last_checkpoint = broadcast_object(last_checkpoint, args)
@@ -619,7 +651,7 @@ def evaluate_model(
         bf16=bf16,
         use_cpu=_cpu_only(),
     )
-    trainer = Trainer(
+    trainer = RecurrentTrainer(
         model=model,
         args=args,
         processing_class=tokenizer,
@@ -661,12 +693,13 @@ _PREDICT_CHUNK = 64
 
 @torch.no_grad()
 def _predict_batch(model, tokenizer, collator: PaddingCollator, texts: list[str], bf16: bool) -> Iterator[dict]:
-    encoded = tokenizer(texts, truncation=True)["input_ids"]
+    encoded = TextEncoder(tokenizer)(texts)
     order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
     # the model runs on length-sorted chunks, each padded only to its own longest text
     chunks = [order[start : start + _PREDICT_CHUNK] for start in range(0, len(order), _PREDICT_CHUNK)]
-    # autocast is entered and left before anything is yielded, so it never leaks into the caller's code
-    with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16):
+    # autocast and denormal flushing are entered and left before anything is yielded, so they never leak into the
+    # caller's code
+    with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16), flushed_denormals():
         logits = [model(**collator([{"input_ids": encoded[i]} for i in chunk])).logits for chunk in chunks]
     probabilities = torch.cat([chunk_logits.float().softmax(-1) for chunk_logits in logits])
     scores, labels = probabilities.max(-1)

@@ -26,7 +26,17 @@ def test_markdown_file_is_the_table_of_the_json_report(quick_report):
 
 def test_report_has_every_cell_and_row(quick_report):
     report, _ = quick_report
-    assert set(report) == {"machine", "workload", "settings", "notes", "results", "frontend", "length_sweep"}
+    assert set(report) == {
+        "machine",
+        "workload",
+        "settings",
+        "notes",
+        "results",
+        "frontend",
+        "length_sweep",
+        "tokenization",
+    }
+    assert report["machine"]["processor"] and isinstance(report["machine"]["cpu_flags"], list)
     assert report["settings"]["quick"] is True
     assert any("Keras rows skipped" in note for note in report["notes"])
     assert list(report["results"]) == list(CELLS)
@@ -97,3 +107,39 @@ def test_markdown_table_has_header_and_rows(quick_report):
 def test_unknown_cell_is_rejected(tmp_path, capsys):
     assert main(["bench", "--quick", "--cells", "lstm,transformer", "--output-dir", str(tmp_path)]) == 2
     assert "Unknown cells" in capsys.readouterr().err
+
+
+def test_tokenization_section_paths_agree(quick_report):
+    report, output_dir = quick_report
+    tokenization = report["tokenization"]
+    assert tokenization["same_ids"] is True
+    assert [row["path"] for row in tokenization["rows"]][1].startswith("hf_rnn TextEncoder")
+    assert all(row["reviews_per_s"] > 0 for row in tokenization["rows"])
+    assert "## Tokenization" in (output_dir / "benchmark.md").read_text()
+
+
+def test_denormal_rows_and_target(quick_report):
+    report, _ = quick_report
+    for result in report["results"].values():
+        names = [row["name"] for row in result["rows"]]
+        assert "hf_rnn_fp32_denormals" in names
+        assert any(t["target"].startswith("train: denormals flushed") for t in result["targets"])
+
+
+def test_busy_machine_section(tmp_path):
+    """Only the busy-machine section, quick: every condition ran and was compared with the idle fixed row."""
+    assert main(["bench", "--quick", "--sections", "busy", "--output-dir", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "benchmark.json").read_text())
+    rows = report["busy_machine"]["rows"]
+    assert [(row["busy_processes"], row["threads"].split()[0]) for row in rows] == [
+        (busy, threads) for busy in (0, 1, 2) for threads in ("fixed", "adaptive")
+    ]
+    assert rows[0]["slowdown_vs_idle_fixed"] == pytest.approx(1.0)
+    assert all(row["steps"] > 0 and row["seconds_per_step"] > 0 for row in rows)
+    assert "## Training on a busy machine" in (tmp_path / "benchmark.md").read_text()
+    assert "results" not in report
+
+
+def test_unknown_section_is_rejected(tmp_path, capsys):
+    assert main(["bench", "--quick", "--sections", "cells,gpu", "--output-dir", str(tmp_path)]) == 2
+    assert "Unknown sections" in capsys.readouterr().err

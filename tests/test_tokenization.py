@@ -142,3 +142,39 @@ def test_tokenize_dataset_names_a_missing_column(word_tokenizer):
     dataset = Dataset.from_dict({"sentence": ["a"], "label": [0]})
     with pytest.raises(ValueError, match="'text' not found.*sentence, label"):
         tokenize_dataset(dataset, word_tokenizer)
+
+
+def test_text_encoder_gives_the_ids_of_the_transformers_call():
+    """The fast path (`encode_batch_fast` on a truncating copy of the backend) equals `tokenizer(texts, truncation=True)`
+    on real reviews, for a trained tokenizer and for a pretrained one with special tokens and padding settings."""
+    from hf_rnn.data import DataSpec, load_splits
+    from hf_rnn.frontends import resolve_frontend
+    from hf_rnn.tokenization import TextEncoder
+
+    splits, _ = load_splits(DataSpec(dataset="imdb", max_train_samples=400))
+    texts = list(splits["train"]["text"]) + ["", "Ünïcödé — “quotes”, emoji 🎬!", "a" * 5000]
+    trained = build_tokenizer(TokenizerSpec(max_length=64), texts)
+    pretrained = build_tokenizer(TokenizerSpec(pretrained=resolve_frontend("minilm"), max_length=32), [])
+    unlimited = build_tokenizer(TokenizerSpec(max_length=None), texts)
+    for tokenizer in (trained, pretrained, unlimited):
+        assert TextEncoder(tokenizer)(texts) == tokenizer(texts, truncation=True)["input_ids"]
+    assert TextEncoder(trained)([None, "good"]) == [[], trained("good")["input_ids"]]
+    # the backend copy is truncating; the user's tokenizer is left as it was
+    assert trained.backend_tokenizer.truncation is None
+
+
+def test_punctuation_split_matches_the_regex_of_earlier_versions():
+    """Tokenizers saved by earlier versions split on the regex [\\p{P}$+<=>^`|~]; new ones use the Punctuation
+    pre-tokenizer (no regex engine, faster): the same words on real reviews and on Unicode punctuation."""
+    from tokenizers import Regex, pre_tokenizers
+
+    from hf_rnn.data import DataSpec, load_splits
+
+    splits, _ = load_splits(DataSpec(dataset="imdb", max_train_samples=1000))
+    texts = list(splits["train"]["text"]) + ["¿Qué? «Bien» — ‘ok’… a_b $5+3<4=7>2^2`x|y~z ¡sí! 「日本」、。"]
+    old = pre_tokenizers.Sequence(
+        [pre_tokenizers.Split(Regex(r"[\p{P}$+<=>^`|~]"), behavior="removed"), pre_tokenizers.Whitespace()]
+    )
+    new = pre_tokenizers.Sequence([pre_tokenizers.Punctuation(behavior="removed"), pre_tokenizers.Whitespace()])
+    for text in texts:
+        assert [w for w, _ in new.pre_tokenize_str(text)] == [w for w, _ in old.pre_tokenize_str(text)], text
