@@ -10,7 +10,7 @@ A `frontend="bert"` model builds its encoder from `config.frontend_config` alone
   `config.freeze_frontend` (freezing set in `__init__` does not survive loading in transformers v5).
 - `add_frontend_features`: a frozen encoder's outputs do not change between epochs, so they are computed once per
   dataset split and cached on disk as a memory-mapped Arrow file; later epochs run only the recurrent layers (over
-  10x faster per epoch; `scripts/bench_frontend.py` measures it).
+  10x faster per epoch; `hf-rnn bench --sections frontend` measures it).
 - `load_word_vectors`: GloVe / word2vec text files (also `.bz2` / `.gz`) into an embedding table, for the tokens of a
   trained vocabulary.
 

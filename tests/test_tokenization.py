@@ -145,8 +145,9 @@ def test_tokenize_dataset_names_a_missing_column(word_tokenizer):
 
 
 def test_text_encoder_gives_the_ids_of_the_transformers_call():
-    """The fast path (`encode_batch_fast` on a truncating copy of the backend) equals `tokenizer(texts, truncation=True)`
-    on real reviews, for a trained tokenizer and for a pretrained one with special tokens and padding settings."""
+    """The fast path (`encode_batch_fast` on a truncating copy of the backend) equals the transformers call
+    `tokenizer(texts, truncation=True)` on real reviews, for a trained tokenizer and for a pretrained one with special
+    tokens and padding settings."""
     from hf_rnn.data import DataSpec, load_splits
     from hf_rnn.frontends import resolve_frontend
     from hf_rnn.tokenization import TextEncoder
