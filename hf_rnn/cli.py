@@ -197,6 +197,18 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+def _cmd_search(args: argparse.Namespace) -> int:
+    from .search import format_trials, search
+
+    recipe = load_recipe(args.recipe, overrides=args.set)
+    result = search(recipe, args.trials, output_dir=args.output_dir)
+    print(format_trials(result, recipe.search.metric))
+    print(f"Best trial {result.best_trial}: {recipe.search.metric} {result.best_value:.4f}")
+    print(f"Best recipe written to {result.best_recipe}; train it with `hf-rnn train {result.best_recipe}`")
+    print(f"Plot: {result.output_dir / 'search_plot.png'}; study: {result.output_dir / 'study.db'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hf-rnn", description="Recurrent text classifiers as Hugging Face transformers models."
@@ -280,6 +292,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key in every recipe")
     sub.add_argument("--output-dir", default="hf_rnn_outputs/reproduce", help="where models/ and the results go")
     sub.set_defaults(run=_cmd_reproduce)
+
+    sub = commands.add_parser("search", help="hyperparameter search over a recipe's search: section (optuna)")
+    sub.add_argument("recipe", help="a recipe name or YAML file with a search: section")
+    sub.add_argument("--trials", type=_positive_int, required=True, help="trials in the study (a resumed one too)")
+    sub.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe key, e.g. training.seed=1"
+    )
+    sub.add_argument("--output-dir", help="study, trials and best recipe (default: ./hf_rnn_outputs/<recipe>_search)")
+    sub.set_defaults(run=_cmd_search)
     return parser
 
 
