@@ -9,7 +9,7 @@ import pytest
 from transformers import TrainerCallback
 
 from hf_rnn.cli import main
-from hf_rnn.recipes import load_recipe
+from hf_rnn.recipes import RecipeError, load_recipe
 from hf_rnn.reproduce import recipe_hash, render_results, reproduce, select_recipes
 from hf_rnn.training import train
 from hf_rnn.utils import cpu_name
@@ -182,3 +182,20 @@ def test_results_table_picks_per_dataset():
     assert "fewest trained parameters within 1 point: `tiny` (89.20%, 100.0k)" in guide
     assert "`bad`" not in guide
     assert "6.00M (3.00M trained)" in table and "Machine: cpu (2 logical CPUs)." in table
+
+
+@pytest.mark.parametrize(
+    "section, message",
+    [
+        ("reference: {value: 76.7, source: Keras}", "as a fraction in [0, 1] (76.7% is 0.767), got 76.7"),
+        ("reference: {value: 0.767}", "source must say where the figure comes from"),
+        ("reference: {valeu: 0.767, source: Keras}", "unknown key 'valeu' in reference. Did you mean 'value'?"),
+        ("reference: {metric: precision, value: 0.7, source: Keras}", "reference.metric 'precision' is not computed"),
+    ],
+)
+def test_reference_section_errors_name_the_line(tmp_path, section, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"extends: imdb_simple_rnn_100\n\n{section}\n")
+    with pytest.raises(RecipeError) as error:
+        load_recipe(str(path))
+    assert str(error.value).startswith(f"{path}:3") and message in str(error.value)
