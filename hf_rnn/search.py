@@ -129,6 +129,8 @@ def search(recipe: Recipe, n_trials: int, output_dir: str | Path | None = None) 
                 # a diverging trial (NaN loss) is recorded as failed; the search goes on
                 catch=(NonFiniteLossError,),
             )
+            # checkpoints of pruned or failed trials (finished trials remove their own)
+            shutil.rmtree(output_dir / "trials", ignore_errors=True)
         study = optuna.load_study(study_name=recipe.name, storage=storage)
     return _write_outcome(study, base, space, output_dir, n_trials)
 
@@ -142,7 +144,10 @@ def _single_search(output_dir: Path):
     except (OSError, ValueError):
         holder = None
     if holder is not None and holder != os.getpid() and psutil.pid_exists(holder):
-        raise FileExistsError(f"{output_dir} is in use by a running search (process {holder}); wait for it to end.")
+        raise FileExistsError(
+            f"{output_dir} is in use by a running search (process {holder}); wait for it to end, or delete "
+            f"{lock} if no search runs there."
+        )
     lock.write_text(str(os.getpid()))
     try:
         yield
@@ -219,7 +224,7 @@ def _build_trainer(base: Recipe, space: SearchSpec, output_dir: Path, start: int
 
     callbacks = [EpochEndLogging(), StopOnNonFiniteLoss(), RemoveTrialCheckpoints()]
     if base.training.early_stopping_patience is not None:
-        callbacks.append(EarlyStoppingCallback(base.training.early_stopping_patience))
+        callbacks.append(TrialEarlyStopping(base.training.early_stopping_patience))
     trainer = RecurrentTrainer(
         model_init=model_init,
         args=base_args,
@@ -254,6 +259,15 @@ def _objective(trainer, space: SearchSpec):
         return value if best is None else better(value, best)
 
     return compute_objective
+
+
+class TrialEarlyStopping(EarlyStoppingCallback):
+    """Early stopping that starts counting afresh in every trial (transformers' callback keeps its count from one
+    `train()` call to the next, so a trial would inherit the patience the previous one used up)."""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.early_stopping_patience_counter = 0
+        return super().on_train_begin(args, state, control, **kwargs)
 
 
 class RemoveTrialCheckpoints(TrainerCallback):

@@ -196,3 +196,23 @@ def test_search_section_errors_name_the_line(tmp_path, section, message):
 def test_a_recipe_without_search_section_is_a_user_error(tmp_path, capsys):
     assert main(["search", "imdb_bilstm_100", "--trials", "2", "--output-dir", str(tmp_path)]) == 2
     assert "has no search: section" in capsys.readouterr().err
+
+
+def test_early_stopping_counts_afresh_in_every_trial(tmp_path):
+    from transformers import TrainerControl, TrainerState, TrainingArguments
+
+    from hf_rnn.search import TrialEarlyStopping
+
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        load_best_model_at_end=True,
+        metric_for_best_model="accuracy",
+        report_to="none",
+        use_cpu=True,
+    )
+    callback = TrialEarlyStopping(early_stopping_patience=2)
+    callback.early_stopping_patience_counter = 1  # what the previous trial left
+    callback.on_train_begin(args, TrainerState(), TrainerControl())
+    assert callback.early_stopping_patience_counter == 0
