@@ -37,8 +37,22 @@ from .recipes import (
     recipe_from_dict,
 )
 
-# the tokenizer, the data, the metrics and the callbacks are built once per search; a frontend's cached outputs too
-_FIXED_TRAINING_KEYS = {"output_dir", "metrics", "metric_for_best_model", "early_stopping_patience"}
+# the tokenizer, the data, the metrics and the callbacks are built once per search; a frontend's cached outputs too.
+# Evaluation and checkpoint timing stay fixed as well: trials are compared (and pruned) at the same steps.
+_FIXED_TRAINING_KEYS = {
+    "output_dir",
+    "metrics",
+    "metric_for_best_model",
+    "early_stopping_patience",
+    "eval_strategy",
+    "eval_steps",
+    "save_strategy",
+    "save_steps",
+    "save_total_limit",
+    "logging_steps",
+    "per_device_eval_batch_size",
+    "dataloader_num_workers",
+}
 _FIXED_MODEL_KEYS = {"task", "frontend_pretrained", "cache_frontend", "frontend_bf16", "embedding_init"}
 _FIXED_MODEL_PREFIXES = ("frontend", "freeze_frontend")
 

@@ -195,7 +195,7 @@ def test_results_table_picks_per_dataset():
 )
 def test_reference_section_errors_name_the_line(tmp_path, section, message):
     path = tmp_path / "bad.yaml"
-    path.write_text(f"extends: imdb_simple_rnn_100\n\n{section}\n")
+    path.write_text(f"extends: imdb_bilstm_100\n\n{section}\n")
     with pytest.raises(RecipeError) as error:
         load_recipe(str(path))
     assert str(error.value).startswith(f"{path}:3") and message in str(error.value)
