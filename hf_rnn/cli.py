@@ -290,7 +290,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--offline", action="store_true", help="skip recipes that need the network (marked in `hf-rnn list`)"
     )
     sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key in every recipe")
-    sub.add_argument("--output-dir", default="hf_rnn_outputs/reproduce", help="where models/ and the results go")
+    sub.add_argument(
+        "--output-dir",
+        default="hf_rnn_outputs/reproduce",
+        help="where models/ and the results go (default: hf_rnn_outputs/reproduce)",
+    )
     sub.set_defaults(run=_cmd_reproduce)
 
     sub = commands.add_parser("search", help="hyperparameter search over a recipe's search: section (optuna)")

@@ -22,6 +22,7 @@ import logging
 import os
 import platform
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,6 +141,7 @@ def reproduce(recipes: list[Recipe], output_dir: str | Path, offline: bool = Fal
             report.skipped.append(name)
         else:
             logger.info("[%d/%d] %s: training (seed %d)", position, len(recipes), name, recipe.training.seed)
+            started = time.perf_counter()
             try:
                 _train_in_place(train, recipe, model_dir)
             except Exception as error:  # one failing recipe must not cost the others their run
@@ -150,7 +152,9 @@ def reproduce(recipes: list[Recipe], output_dir: str | Path, offline: bool = Fal
                 }
                 report.failed.append(name)
             else:
-                report.results[name] = _entry(recipe, model_dir, output_dir, current, {})
+                # the whole call: data, tokenizer, frontend features, training, test evaluation, saving
+                wall = {"wall_time_s": round(time.perf_counter() - started, 1)}
+                report.results[name] = _entry(recipe, model_dir, output_dir, current, wall)
                 report.trained.append(name)
         write_results(report.results, output_dir)
     return report
@@ -191,6 +195,7 @@ def _entry(recipe: Recipe, model_dir: Path, output_dir: Path, current_hash: str,
     machine = {
         "cpu": keep.get("cpu", cpu_name()),
         "logical_cpus": keep.get("logical_cpus", os.cpu_count()),
+        "wall_time_s": keep.get("wall_time_s"),
         "finished_at": keep.get(
             "finished_at", datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         ),
@@ -239,7 +244,10 @@ def write_results(results: dict[str, dict], output_dir: str | Path) -> None:
 def render_results(results: dict[str, dict]) -> str:
     """RESULTS.md: a table of every finished recipe, a "which model should I pick" guide computed from it, and the
     recipes that failed or were skipped."""
-    done = [entry for entry in results.values() if entry.get("status") == "done"]
+    done = sorted(
+        (entry for entry in results.values() if entry.get("status") == "done"),
+        key=lambda entry: (entry["dataset"], entry["recipe"]),
+    )
     lines = [
         "# hf-rnn results",
         "",
