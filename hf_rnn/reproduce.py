@@ -29,8 +29,9 @@ from pathlib import Path
 import yaml
 
 from . import __version__
+from .cpu import cpu_name
 from .recipes import Recipe, RecipeError, list_recipes, load_recipe, network_sources
-from .utils import cpu_name, one_line
+from .utils import one_line
 
 logger = logging.getLogger(__name__)
 

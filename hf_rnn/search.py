@@ -234,6 +234,8 @@ def _build_trainer(base: Recipe, space: SearchSpec, output_dir: Path, start: int
         data_collator=PaddingCollator(pad_token_id=tokenizer.pad_token_id),
         compute_metrics=MetricsComputer(base.training.metrics, len(label_names)),
         callbacks=callbacks,
+        flush_denormal=base.training.flush_denormal,
+        adaptive_threads=base.training.adaptive_threads,
     )
     names = [f.name for f in fields(TrainingArguments) if f.init]
 

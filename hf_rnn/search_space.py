@@ -52,6 +52,8 @@ _FIXED_TRAINING_KEYS = {
     "logging_steps",
     "per_device_eval_batch_size",
     "dataloader_num_workers",
+    "flush_denormal",
+    "adaptive_threads",
 }
 _FIXED_MODEL_KEYS = {"task", "frontend_pretrained", "cache_frontend", "frontend_bf16", "embedding_init"}
 _FIXED_MODEL_PREFIXES = ("frontend", "freeze_frontend")

@@ -9,10 +9,10 @@ import pytest
 from transformers import TrainerCallback
 
 from hf_rnn.cli import main
+from hf_rnn.cpu import cpu_name
 from hf_rnn.recipes import RecipeError, load_recipe
 from hf_rnn.reproduce import recipe_hash, render_results, reproduce, select_recipes
 from hf_rnn.training import train
-from hf_rnn.utils import cpu_name
 
 TINY = """
 model:
