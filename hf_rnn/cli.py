@@ -8,6 +8,8 @@
     hf-rnn card MODEL_DIR                        (re)write the model card
     hf-rnn push MODEL_DIR REPO_ID [--private] [--revision R]
     hf-rnn bench [--quick]                       tokens/s against plain PyTorch and Keras
+    hf-rnn reproduce RECIPE ...|--all            train recipes with fixed seeds, write RESULTS.md and results.json
+    hf-rnn search RECIPE --trials N              hyperparameter search over the recipe's search: section (optuna)
 
 Errors a user can cause print one line and exit 2 (bad usage, recipe or input) or 1 (a failure while running);
 set HF_RNN_DEBUG=1 to see the traceback.
@@ -53,11 +55,22 @@ def _cmd_list(args: argparse.Namespace) -> int:
         print(f"  {name}")
     print("Recipes (configs/recipes):")
     for name in list_recipes():
-        print(f"  {name:28} {recipe_description(name)}")
+        print(f"  {name:28} {recipe_description(name)}{_network_note(name)}")
     print("Embedded datasets (offline):")
     for name, entry in EMBEDDED_DATASETS.items():
         print(f"  {name:28} {entry.description}")
     return 0
+
+
+def _network_note(name: str) -> str:
+    """` [needs the network: ...]` for a recipe that reads from the Hub (see recipes.network_sources)."""
+    from .recipes import network_sources
+
+    try:
+        sources = network_sources(load_recipe(name))
+    except RecipeError:
+        return ""
+    return f" [needs the network: {'; '.join(sources)}]" if sources else ""
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -171,6 +184,31 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from .reproduce import reproduce, select_recipes
+
+    recipes = select_recipes(args.recipes, everything=args.all, overrides=args.set)
+    report = reproduce(recipes, args.output_dir, offline=args.offline)
+    outcome = {"trained": report.trained, "unchanged": report.reused, "skipped": report.skipped}
+    print(", ".join(f"{len(names)} {word}" for word, names in outcome.items()) + f", {len(report.failed)} failed")
+    print(f"Results written to {report.output_dir / 'RESULTS.md'} and results.json")
+    if report.failed:
+        print(f"hf-rnn: error: failed: {', '.join(report.failed)} (see RESULTS.md)", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from .search import format_trials, search
+
+    recipe = load_recipe(args.recipe, overrides=args.set)
+    result = search(recipe, args.trials, output_dir=args.output_dir)
+    print(format_trials(result, recipe.search.metric))
+    print(f"Best trial {result.best_trial}: {recipe.search.metric} {result.best_value:.4f}")
+    print(f"Best recipe written to {result.best_recipe}; train it with `hf-rnn train {result.best_recipe}`")
+    print(f"Plot: {result.output_dir / 'search_plot.png'}; study: {result.output_dir / 'study.db'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hf-rnn", description="Recurrent text classifiers as Hugging Face transformers models."
@@ -242,6 +280,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--output-dir", default="bench_results", help="where benchmark.json and benchmark.md go")
     sub.set_defaults(run=_cmd_bench)
+
+    sub = commands.add_parser(
+        "reproduce", help="train recipes with their fixed seeds and write RESULTS.md and results.json"
+    )
+    sub.add_argument("recipes", nargs="*", help="recipe names, YAML files or patterns such as 'imdb_*'")
+    sub.add_argument("--all", action="store_true", help="every shipped recipe")
+    sub.add_argument(
+        "--offline", action="store_true", help="skip recipes that need the network (marked in `hf-rnn list`)"
+    )
+    sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key in every recipe")
+    sub.add_argument(
+        "--output-dir",
+        default="hf_rnn_outputs/reproduce",
+        help="where models/ and the results go (default: hf_rnn_outputs/reproduce)",
+    )
+    sub.set_defaults(run=_cmd_reproduce)
+
+    sub = commands.add_parser("search", help="hyperparameter search over a recipe's search: section (optuna)")
+    sub.add_argument("recipe", help="a recipe name or YAML file with a search: section")
+    sub.add_argument("--trials", type=_positive_int, required=True, help="trials in the study (a resumed one too)")
+    sub.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe key, e.g. training.seed=1"
+    )
+    sub.add_argument("--output-dir", help="study, trials and best recipe (default: ./hf_rnn_outputs/<recipe>_search)")
+    sub.set_defaults(run=_cmd_search)
     return parser
 
 

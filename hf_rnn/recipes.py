@@ -31,8 +31,8 @@ from transformers import CONFIG_MAPPING, AutoConfig, PreTrainedConfig
 
 from . import MODEL_CLASSES
 from .configuration_rnn import RecurrentConfig, RNNConfig
-from .data import DataSpec
-from .frontends import WORD_VECTOR_ALIASES, frontend_config_for, frontend_is_cacheable
+from .data import _LOCAL_BUILDERS, EMBEDDED_DATASETS, DataSpec
+from .frontends import WORD_VECTOR_ALIASES, frontend_config_for, frontend_is_cacheable, resolve_frontend
 from .tokenization import TokenizerSpec
 from .utils import package_data_dir
 
@@ -219,6 +219,35 @@ class HubSpec:
 
 
 @dataclass
+class ReferenceSpec:
+    """The `reference` section: a published figure the recipe reproduces, shown beside its own result by
+    `hf-rnn reproduce`.
+
+    Args:
+        metric (`str`, *optional*, defaults to `"accuracy"`): a test metric the recipe computes (`training.metrics`).
+        value (`float`): the published figure as a fraction (76.7% is 0.767).
+        source (`str`): where the figure comes from, in a few words.
+    """
+
+    metric: str = "accuracy"
+    value: float | None = None
+    source: str = ""
+
+    def __post_init__(self):
+        if self.value is None or not 0 <= self.value <= 1:
+            raise ValueError(
+                f"value must be the published figure as a fraction in [0, 1] (76.7% is 0.767), got {self.value}."
+            )
+        if not self.source.strip():
+            raise ValueError("source must say where the figure comes from, e.g. 'Keras SimpleRNN tutorial, IMDB'.")
+
+    @property
+    def key(self) -> str:
+        """The key of the metric in test results (`f1` -> `f1_macro`)."""
+        return METRIC_KEYS.get(self.metric, self.metric)
+
+
+@dataclass
 class Recipe:
     """A validated recipe. `source` is the file it came from (None for a dict)."""
 
@@ -229,6 +258,9 @@ class Recipe:
     data: DataSpec = field(default_factory=DataSpec)
     training: TrainingSpec = field(default_factory=TrainingSpec)
     hub: HubSpec = field(default_factory=HubSpec)
+    # optional sections: a published figure to compare with, and a search space (hf_rnn/search_space.py)
+    reference: ReferenceSpec | None = None
+    search: Any = None
     source: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -238,7 +270,7 @@ class Recipe:
             value = getattr(self.model, spec_field.name)
             if spec_field.name not in model and spec_field.name != "config" and value != spec_field.default:
                 model[spec_field.name] = value
-        return {
+        resolved = {
             "name": self.name,
             "description": self.description,
             "model": model,
@@ -247,13 +279,18 @@ class Recipe:
             "training": dataclasses.asdict(self.training),
             "hub": dataclasses.asdict(self.hub),
         }
+        if self.reference is not None:
+            resolved["reference"] = dataclasses.asdict(self.reference)
+        if self.search is not None:
+            resolved["search"] = self.search.to_dict()
+        return resolved
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
 _SECTIONS = {"tokenizer": TokenizerSpec, "data": DataSpec, "training": TrainingSpec, "hub": HubSpec}
-_TOP_LEVEL = {"name", "description", "extends", "model", *_SECTIONS}
+_TOP_LEVEL = {"name", "description", "extends", "model", "reference", "search", *_SECTIONS}
 
 
 # --- reading YAML with positions ------------------------------------------------------------------------------
@@ -599,6 +636,18 @@ def recipe_from_dict(data: dict, name: str = "recipe", where: _Where | None = No
         source=str(source) if source else None,
         **{section: _build_section(cls, data.get(section), section, where) for section, cls in _SECTIONS.items()},
     )
+    if data.get("reference") is not None:
+        recipe.reference = _build_section(ReferenceSpec, data["reference"], "reference", where)
+        if recipe.reference.metric not in recipe.training.metrics:
+            raise RecipeError(
+                f"{where.of(('reference', 'metric'))}: reference.metric {recipe.reference.metric!r} is not computed; "
+                f"use one of training.metrics ({', '.join(recipe.training.metrics)})."
+            )
+    if data.get("search") is not None:
+        # imported here: search_space builds on this module's validation helpers
+        from .search_space import build_search_spec
+
+        recipe.search = build_search_spec(data, recipe, where)
     return recipe
 
 
@@ -666,6 +715,25 @@ def load_data_spec(path: str | Path) -> DataSpec:
     where = _Where()
     data = _read_yaml(Path(path), where)
     return _build_section(DataSpec, data.get("data"), "data", where)
+
+
+def network_sources(recipe: Recipe) -> list[str]:
+    """What a recipe reads from the Hugging Face Hub (a dataset, an encoder, a tokenizer), derived from its data and
+    model sections: an embedded dataset, a local file or folder and an encoder with an offline copy need no network.
+    Empty when the recipe runs offline; `hf-rnn list` marks the others."""
+    sources = []
+    dataset = recipe.data.dataset
+    is_local = Path(dataset).suffix.lower() in _LOCAL_BUILDERS or Path(dataset).exists()
+    if dataset not in EMBEDDED_DATASETS and not is_local:
+        sources.append(f"Hub dataset {dataset!r}")
+    if (
+        recipe.model.frontend_pretrained is not None
+        and not Path(resolve_frontend(recipe.model.frontend_pretrained)).is_dir()
+    ):
+        sources.append(f"Hub encoder {recipe.model.frontend_pretrained!r}")
+    if recipe.tokenizer.pretrained is not None and not Path(recipe.tokenizer.pretrained).exists():
+        sources.append(f"Hub tokenizer {recipe.tokenizer.pretrained!r}")
+    return sources
 
 
 def recipe_description(name: str) -> str:
