@@ -66,6 +66,7 @@ def _libgomp() -> ctypes.CDLL | None:
 
 
 _THREAD_FUNCTION = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+_LARGEST_TEAM = 1
 
 
 def _in_every_thread(function: Callable[[], object]) -> None:
@@ -75,8 +76,12 @@ def _in_every_thread(function: Callable[[], object]) -> None:
         function()
         return
     callback = _THREAD_FUNCTION(lambda _: function())
-    # GOMP_parallel is what `#pragma omp parallel` compiles to: a team of torch's thread count runs the callback
-    library.GOMP_parallel(callback, None, ctypes.c_uint(torch.get_num_threads()), ctypes.c_uint(0))
+    # GOMP_parallel is what `#pragma omp parallel` compiles to. The pool keeps the threads of its largest team even
+    # while torch runs fewer (AdaptiveThreads lowers the count), and reuses them when the count goes up again, so the
+    # team here is as large as any torch may have used: every pooled thread runs the callback
+    global _LARGEST_TEAM
+    _LARGEST_TEAM = max(_LARGEST_TEAM, torch.get_num_threads(), os.cpu_count() or 1)
+    library.GOMP_parallel(callback, None, ctypes.c_uint(_LARGEST_TEAM), ctypes.c_uint(0))
 
 
 def is_flushing_denormals() -> bool:

@@ -207,3 +207,16 @@ def test_adaptive_threads_ignores_niced_processes_and_restores_the_count(idle_ma
     torch.set_num_threads(1)
     callback.on_train_end(args, state, None)
     assert torch.get_num_threads() == 2
+
+
+@needs_flush
+def test_threads_parked_while_the_count_is_lower_are_set_too():
+    """AdaptiveThreads lowers the count mid-training: the pool keeps the idle worker and reuses it later, so a flag
+    changed meanwhile must reach it as well."""
+    torch.set_num_threads(2)
+    set_flush_denormal(True)
+    pool_flushes()  # the pool has its worker, flushing
+    torch.set_num_threads(1)
+    set_flush_denormal(False)  # reaches the parked worker too
+    torch.set_num_threads(2)
+    assert pool_keeps_denormals()
