@@ -239,12 +239,19 @@ def write_results(results: dict[str, dict], output_dir: str | Path) -> None:
     ordered = dict(sorted(results.items()))
     document = {"generated_by": f"hf-rnn reproduce (hf_rnn {__version__})", "recipes": ordered}
     _replace(output_dir / "results.json", json.dumps(document, indent=2) + "\n")
-    _replace(output_dir / "RESULTS.md", render_results(ordered))
+    _replace(output_dir / "RESULTS.md", render_results(ordered, _defaults_study(output_dir)))
 
 
-def render_results(results: dict[str, dict]) -> str:
-    """RESULTS.md: a table of every finished recipe, a "which model should I pick" guide computed from it, and the
-    recipes that failed or were skipped."""
+def _defaults_study(output_dir: Path) -> str | None:
+    """The table `scripts/defaults_study.py` wrote into the same folder, if it ran there."""
+    path = output_dir / "defaults_study.md"
+    return path.read_text(encoding="utf-8") if path.is_file() else None
+
+
+def render_results(results: dict[str, dict], defaults_study: str | None = None) -> str:
+    """RESULTS.md: a table of every finished recipe, a "which model should I pick" guide computed from it, the
+    recipes that failed or were skipped, and the study behind hf_rnn's defaults when `scripts/defaults_study.py` ran
+    in the same folder."""
     done = sorted(
         (entry for entry in results.values() if entry.get("status") == "done"),
         key=lambda entry: (entry["dataset"], entry["recipe"]),
@@ -303,6 +310,16 @@ def render_results(results: dict[str, dict]) -> str:
     if missing:
         lines += ["", "## Not reproduced", ""]
         lines += [f"- `{entry['recipe']}`: {entry['status']}: {entry['error']}" for entry in missing]
+    if defaults_study:
+        lines += [
+            "",
+            "## How the defaults were chosen",
+            "",
+            "The same models trained with each candidate default on every embedded dataset "
+            "(`python scripts/defaults_study.py`):",
+            "",
+            defaults_study.strip(),
+        ]
     return "\n".join(lines) + "\n"
 
 

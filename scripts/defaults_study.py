@@ -1,12 +1,13 @@
 """How hf_rnn's defaults were chosen: the same models trained with each candidate default on every embedded dataset.
 
-    python scripts/defaults_study.py [--output-dir hf_rnn_outputs/defaults_study] [--datasets imdb,trec]
+    python scripts/defaults_study.py [--output-dir hf_rnn_outputs/reproduce] [--datasets imdb,trec]
 
 For each dataset (its recipe below), each model (simple RNN, BiGRU, BiLSTM) and each candidate setting (PyTorch's or
 Keras' initializer; last or mean pooling), it trains the recipe with the setting and records the test accuracy and
-macro-F1. Each run's model directory is kept, so an interrupted study resumes where it stopped. It writes
-`defaults_study.json` and `defaults_study.md` (one table: a row per model and setting, a column per dataset, the mean
-over datasets) to the output folder; RESULTS.md quotes that table.
+macro-F1. Each run's model directory is kept (under `defaults_study/`), so an interrupted study resumes where it
+stopped. It writes `defaults_study.json` and `defaults_study.md` (one table: a row per model and setting, a column per
+dataset, the mean over datasets) to the output folder, `hf-rnn reproduce`'s by default, whose RESULTS.md then shows
+the table under "How the defaults were chosen".
 """
 
 import argparse
@@ -41,7 +42,7 @@ SETTINGS = {
 
 def run(dataset: str, model: str, setting: str, output_dir: Path) -> dict:
     slug = f"{dataset}-{model}-{setting.replace(' ', '').replace(',', '-')}"
-    model_dir = output_dir / slug
+    model_dir = output_dir / "defaults_study" / slug
     if (model_dir / "metrics.json").is_file():
         metrics = json.loads((model_dir / "metrics.json").read_text())
         summary = json.loads((model_dir / "training_summary.json").read_text())
@@ -82,7 +83,7 @@ def table(rows: list[dict], datasets: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output-dir", default="hf_rnn_outputs/defaults_study")
+    parser.add_argument("--output-dir", default="hf_rnn_outputs/reproduce")
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--models", default=",".join(MODELS))
     args = parser.parse_args(argv)

@@ -182,6 +182,18 @@ def test_results_table_picks_per_dataset():
     assert "fewest trained parameters within 1 point: `tiny` (89.20%, 100.0k)" in guide
     assert "`bad`" not in guide
     assert "6.00M (3.00M trained)" in table and "Machine: cpu (2 logical CPUs)." in table
+    assert "How the defaults were chosen" not in table
+
+
+def test_results_show_the_defaults_study_written_beside_them(tmp_path):
+    from hf_rnn.reproduce import write_results
+
+    write_results({}, tmp_path)
+    assert "How the defaults were chosen" not in (tmp_path / "RESULTS.md").read_text()
+    (tmp_path / "defaults_study.md").write_text("| model | setting | imdb | mean |\n|---|---|---:|---:|\n")
+    write_results({}, tmp_path)
+    results = (tmp_path / "RESULTS.md").read_text()
+    assert results.split("## How the defaults were chosen")[1].count("| model | setting | imdb | mean |") == 1
 
 
 @pytest.mark.parametrize(
