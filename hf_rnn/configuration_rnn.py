@@ -60,10 +60,11 @@ class RecurrentConfig(PreTrainedConfig):
             Dropout before each dense layer of the head.
         pad_token_id (`int`, *optional*, defaults to 0):
             Id of the padding token; without an `attention_mask`, positions holding it are masked (Keras `mask_zero`).
-        initializer (`str`, *optional*, defaults to `"pytorch"`):
-            `"pytorch"` keeps PyTorch's default initialisation; `"keras"` uses Keras' defaults: glorot-uniform input
-            weights, orthogonal recurrent weights, zero biases (unit forget-gate bias for LSTM) and uniform(-0.05,
-            0.05) embeddings.
+        initializer (`str`, *optional*, defaults to `"keras"`):
+            `"keras"` uses Keras' defaults: glorot-uniform input weights, orthogonal recurrent weights, zero biases
+            (unit forget-gate bias for LSTM) and uniform(-0.05, 0.05) embeddings; `"pytorch"` keeps PyTorch's default
+            initialisation. Keras' trained better on every embedded dataset and cell (`scripts/defaults_study.py`,
+            RESULTS.md): the simple RNN on IMDB reached 82.6% test accuracy against 64.7% with PyTorch's.
         sequence_packing (`str`, *optional*, defaults to `"auto"`):
             `"auto"` packs sequences (`pack_padded_sequence`) on CUDA, where cuDNN gains from it, and runs padded on
             CPU, where packing is about 2x slower; `"always"` / `"never"` force one path. Both give the same outputs.
@@ -106,7 +107,7 @@ class RecurrentConfig(PreTrainedConfig):
     classifier_activation: Literal["relu", "tanh", "gelu", "sigmoid", "linear"] = "relu"
     classifier_dropout: float | int = 0.0
     pad_token_id: int = 0
-    initializer: Literal["pytorch", "keras"] = "pytorch"
+    initializer: Literal["pytorch", "keras"] = "keras"
     sequence_packing: Literal["auto", "always", "never"] = "auto"
     frontend: Literal["none", "bert"] = "none"
     frontend_config: dict | PreTrainedConfig | None = None
