@@ -44,14 +44,15 @@ def select_recipes(names: list[str], everything: bool = False, overrides: list[s
 
     Args:
         names (`list[str]`): recipe names, YAML files, or fnmatch patterns over the shipped names (`imdb_*`).
-        everything (`bool`, *optional*, defaults to `False`): every shipped recipe (`--all`).
+        everything (`bool`, *optional*, defaults to `False`): every shipped recipe (`--all`) but the `*_base` ones,
+            which hold shared settings for other recipes to extend.
         overrides (`list[str]`, *optional*): `section.key=value` applied to every recipe.
     """
     if everything == bool(names):
         raise ValueError("name the recipes to reproduce (names, YAML files or patterns such as 'imdb_*'), or --all.")
     shipped = list_recipes()
     chosen: list[str] = []
-    for name in shipped if everything else names:
+    for name in [n for n in shipped if not n.endswith("_base")] if everything else names:
         if any(char in name for char in "*?["):
             matches = fnmatch.filter(shipped, name)
             if not matches:

@@ -211,3 +211,8 @@ def test_reference_section_errors_name_the_line(tmp_path, section, message):
     with pytest.raises(RecipeError) as error:
         load_recipe(str(path))
     assert str(error.value).startswith(f"{path}:3") and message in str(error.value)
+
+
+def test_all_skips_the_shared_base_recipes():
+    names = [recipe.name for recipe in select_recipes([], everything=True)]
+    assert "imdb_base" not in names and "quickstart" in names and "imdb_bilstm_100" in names
