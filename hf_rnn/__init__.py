@@ -1,4 +1,4 @@
-"""hf_rnn: simple-RNN, LSTM and GRU text classifiers and taggers as native Hugging Face transformers models.
+"""hf_rnn: simple-RNN, LSTM and GRU text classifiers, taggers and language models as native transformers models.
 
 Importing the package registers the three model types (`hf_rnn`, `hf_lstm`, `hf_gru`) with the transformers Auto
 classes, and marks the classes for Hub remote code so saved models also load where hf_rnn is not installed.
@@ -7,6 +7,7 @@ classes, and marks the classes for Hub remote code so saved models also load whe
 from transformers import (
     AutoConfig,
     AutoModel,
+    AutoModelForCausalLM,
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
 )
@@ -25,6 +26,7 @@ from .modeling_rnn import (
     RNNForTokenClassification,
     RNNModel,
 )
+from .modeling_rnn_lm import GRUForCausalLM, LSTMForCausalLM, RecurrentForCausalLM, RNNForCausalLM
 from .summary import summary
 
 __version__ = "0.1.0"
@@ -46,6 +48,16 @@ for _config, _base, _sequence, _token in MODEL_CLASSES.values():
     _sequence.register_for_auto_class("AutoModelForSequenceClassification")
     _token.register_for_auto_class("AutoModelForTokenClassification")
 
+# model type -> causal language model (hf_rnn.modeling_rnn_lm)
+CAUSAL_LM_CLASSES = {
+    RNNConfig.model_type: RNNForCausalLM,
+    LSTMConfig.model_type: LSTMForCausalLM,
+    GRUConfig.model_type: GRUForCausalLM,
+}
+for _model_type, _causal_lm in CAUSAL_LM_CLASSES.items():
+    AutoModelForCausalLM.register(_causal_lm.config_class, _causal_lm, exist_ok=True)
+    _causal_lm.register_for_auto_class("AutoModelForCausalLM")
+
 __all__ = [
     "MODEL_CLASSES",
     "RecurrentConfig",
@@ -63,5 +75,10 @@ __all__ = [
     "RNNForTokenClassification",
     "LSTMForTokenClassification",
     "GRUForTokenClassification",
+    "CAUSAL_LM_CLASSES",
+    "RecurrentForCausalLM",
+    "RNNForCausalLM",
+    "LSTMForCausalLM",
+    "GRUForCausalLM",
     "summary",
 ]

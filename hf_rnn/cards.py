@@ -64,6 +64,9 @@ _METRIC_NAMES = {
     "recall_macro": "Recall (macro)",
     "roc_auc": "ROC AUC",
     "loss": "Loss",
+    "perplexity": "Perplexity",
+    "bits_per_character": "Bits per character",
+    "bits_per_token": "Bits per token",
 }
 _VERSION_NAMES = {"hf_rnn": "hf-rnn", "transformers": "Transformers", "torch": "PyTorch"}
 
@@ -194,11 +197,19 @@ class RecurrentModelCardData(ModelCardData):
         return any(name.endswith("ForTokenClassification") for name in self.config.architectures or [])
 
     @property
+    def is_language_model(self) -> bool:
+        return any(name.endswith("ForCausalLM") for name in self.config.architectures or [])
+
+    @property
     def pipeline_tag(self) -> str:
+        if self.is_language_model:
+            return "text-generation"
         return "token-classification" if self.is_token_classifier else "text-classification"
 
     @property
     def label_names(self) -> list[str]:
+        if self.is_language_model:
+            return []
         return [self.config.id2label[i] for i in sorted(self.config.id2label)]
 
     @property
@@ -256,7 +267,13 @@ class RecurrentModelCardData(ModelCardData):
             "model_ref": self.model_id or "path/to/model",
             "model_type": config.model_type,
             "auto_class": "AutoModelFor"
-            + ("TokenClassification" if self.is_token_classifier else "SequenceClassification"),
+            + (
+                "CausalLM"
+                if self.is_language_model
+                else "TokenClassification"
+                if self.is_token_classifier
+                else "SequenceClassification"
+            ),
             "summary": self._summary(),
             "description": recipe.get("description") or None,
             "architecture_table": _table([{"Property": k, "Value": v} for k, v in self._architecture_rows()]),
@@ -297,6 +314,12 @@ class RecurrentModelCardData(ModelCardData):
             f"A {directions} {config.num_layers}-layer {_CELL_NAMES[config.cell_type]} {kind} with "
             f"{len(self.label_names)} labels ({labels}), trained with hf-rnn"
         )
+        if self.is_language_model:
+            unit = "character" if (self.recipe.get("tokenizer") or {}).get("kind") == "char" else "token"
+            text = (
+                f"A {config.num_layers}-layer {_CELL_NAMES[config.cell_type]} language model that writes text one "
+                f"{unit} at a time, trained with hf-rnn"
+            )
         if self.dataset_name:
             text += f" on {self.dataset_name}"
         if config.frontend != "none":
@@ -318,7 +341,10 @@ class RecurrentModelCardData(ModelCardData):
                 f"{encoder.model_type} encoder {name}: {encoder.num_hidden_layers} layers, hidden size "
                 f"{encoder.hidden_size}, `{config.frontend_output}` outputs, frozen: `{config.freeze_frontend}`"
             )
-        if config.classifier_hidden_sizes:
+        if self.is_language_model:
+            tied = "tied to the input embeddings" if config.tie_word_embeddings else "untied"
+            head = f"linear -> {config.vocab_size:,} next-token logits ({tied})"
+        elif config.classifier_hidden_sizes:
             sizes = " -> ".join(str(size) for size in config.classifier_hidden_sizes)
             head = f"dense {sizes} (`{config.classifier_activation}`), then linear -> {config.num_labels} logits"
         else:
@@ -342,6 +368,10 @@ class RecurrentModelCardData(ModelCardData):
             ),
             ("Labels", ", ".join(f"`{name}`" for name in self.label_names)),
         ]
+        if self.is_language_model:
+            # no pooling and no labels: the head reads every position
+            rows = [row for row in rows if row[0] not in ("Pooling", "Labels")]
+            rows = [("Next-token head", head) if row[0] == "Classifier head" else row for row in rows]
         tokenizer = self.recipe.get("tokenizer") or {}
         if "max_length" in tokenizer:
             max_length = tokenizer["max_length"]
@@ -369,7 +399,11 @@ class RecurrentModelCardData(ModelCardData):
             line = None
         summary = self.training_summary
         sizes = [(split, summary.get(f"{split}_samples")) for split in ("train", "validation", "test")]
-        split_rows = [{"Split": split, "Examples": f"{size:,}"} for split, size in sizes if size is not None]
+        # a language model trains on blocks of max_length tokens cut from the concatenated texts
+        unit = "Examples"
+        if self.is_language_model:
+            unit = f"Blocks of {(self.recipe.get('tokenizer') or {}).get('max_length')} tokens"
+        split_rows = [{"Split": split, unit: f"{size:,}"} for split, size in sizes if size is not None]
         return {
             "dataset_line": line,
             "dataset_description": embedded.description if embedded else None,
@@ -408,6 +442,11 @@ class RecurrentModelCardData(ModelCardData):
             lines.append(f"Trained from scratch: the model knows only what it learned from {seen}.")
         if tokenizer.get("pretrained"):
             lines.append(f"Texts are split by the pretrained tokenizer `{tokenizer['pretrained']}`.")
+        elif tokenizer.get("kind") == "char":
+            lines.append(
+                f"The tokenizer is a character vocabulary of {config.vocab_size:,} symbols learned from the training "
+                "texts: rarer characters become `[UNK]`."
+            )
         elif tokenizer.get("kind") == "word_level":
             lines.append(
                 f"The tokenizer is a word-level vocabulary of {config.vocab_size:,} tokens learned from the training "
@@ -418,16 +457,25 @@ class RecurrentModelCardData(ModelCardData):
                 f"The tokenizer is a {tokenizer['kind']} subword vocabulary of {config.vocab_size:,} tokens learned "
                 "from the training texts."
             )
-        if tokenizer.get("max_length"):
-            lines.append(f"Inputs are truncated to {tokenizer['max_length']} tokens; the rest of a text is not read.")
-        labels = ", ".join(f"`{name}`" for name in self.label_names)
-        lines.append(f"It predicts only the labels {labels}; any input gets one of them.")
+        if self.is_language_model:
+            lines.append(
+                f"Trained on blocks of {tokenizer.get('max_length')} tokens: it has not learned to use more context "
+                "than that, and it writes text that resembles its training data, errors and biases included."
+            )
+        else:
+            if tokenizer.get("max_length"):
+                lines.append(
+                    f"Inputs are truncated to {tokenizer['max_length']} tokens; the rest of a text is not read."
+                )
+            labels = ", ".join(f"`{name}`" for name in self.label_names)
+            lines.append(f"It predicts only the labels {labels}; any input gets one of them.")
         if self.language:
             languages = self.language if isinstance(self.language, str) else ", ".join(self.language)
             lines.append(f"Trained on `{languages}` text; other languages are out of scope.")
         lines.append(
             "Loading without hf_rnn installed needs `trust_remote_code=True`, which runs this repository's "
-            "`modeling_rnn.py` and `configuration_rnn.py`."
+            + ("`modeling_rnn_lm.py`, " if self.is_language_model else "")
+            + "`modeling_rnn.py` and `configuration_rnn.py`."
         )
         return lines
 

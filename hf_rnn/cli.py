@@ -4,12 +4,14 @@
     hf-rnn train [RECIPE] [--set KEY=VALUE ...]  train, evaluate and save (default: the quickstart recipe)
     hf-rnn eval MODEL_DIR [--data DATASET]       test-set metrics of a saved model
     hf-rnn predict MODEL_DIR [TEXT ...] [--file F] [--output OUT]
+    hf-rnn generate MODEL_DIR --prompt TEXT      continue a text with a language model (sampling or beams)
     hf-rnn summary MODEL                         Keras-style layer table with parameter counts
     hf-rnn card MODEL_DIR                        (re)write the model card
     hf-rnn push MODEL_DIR REPO_ID [--private] [--revision R]
     hf-rnn bench [--quick]                       tokens/s against plain PyTorch and Keras
     hf-rnn reproduce RECIPE ...|--all            train recipes with fixed seeds, write RESULTS.md and results.json
     hf-rnn search RECIPE --trials N              hyperparameter search over the recipe's search: section (optuna)
+    hf-rnn bench --generate [--quick]            generation tokens/s with the recurrent cache vs without
 
 Errors a user can cause print one line and exit 2 (bad usage, recipe or input) or 1 (a failure while running);
 set HF_RNN_DEBUG=1 to see the traceback.
@@ -146,6 +148,57 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value}")
+    return value
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from .language_modeling import generate_text, load_language_model
+
+    searching = args.greedy or args.num_beams > 1
+    sampling_options = [
+        flag
+        for flag, value in (("--temperature", args.temperature), ("--top-k", args.top_k), ("--top-p", args.top_p))
+        if value is not None
+    ]
+    if searching and sampling_options:
+        mode = "--greedy" if args.greedy else "--num-beams > 1"
+        raise ValueError(f"{', '.join(sampling_options)}: sampling options, not for {mode}; drop one or the other.")
+    model, tokenizer = load_language_model(args.model_dir, allow_pickle=args.allow_pickle)
+    texts = generate_text(
+        model,
+        tokenizer,
+        args.prompt,
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature if args.temperature is not None else 1.0,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        num_beams=args.num_beams,
+        do_sample=not searching,
+        seed=args.seed,
+    )
+    for text in texts:
+        print(text, flush=True)
+    return 0
+
+
 def _cmd_summary(args: argparse.Namespace) -> int:
     from .recipes import build_untrained_model
     from .summary import summary
@@ -170,6 +223,8 @@ def _cmd_push(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.generate:
+        return _bench_generation(args)
     from .benchmark import CELLS, DEFAULT_SECTIONS, format_table, run_benchmark
 
     cells = tuple(c.strip() for c in args.cells.split(",") if c.strip()) if args.cells else CELLS
@@ -206,6 +261,16 @@ def _cmd_search(args: argparse.Namespace) -> int:
     print(f"Best trial {result.best_trial}: {recipe.search.metric} {result.best_value:.4f}")
     print(f"Best recipe written to {result.best_recipe}; train it with `hf-rnn train {result.best_recipe}`")
     print(f"Plot: {result.output_dir / 'search_plot.png'}; study: {result.output_dir / 'study.db'}")
+    return 0
+
+
+def _bench_generation(args: argparse.Namespace) -> int:
+    from .generation_bench import format_generation_table, run_generation_benchmark
+
+    cells = tuple(c.strip() for c in args.cells.split(",") if c.strip()) if args.cells else ("lstm", "gru", "rnn")
+    report = run_generation_benchmark(cells=cells, quick=args.quick, output_dir=args.output_dir)
+    print(format_generation_table(report))
+    print(f"Results written to {Path(args.output_dir) / 'generation.json'}", file=sys.stderr)
     return 0
 
 
@@ -247,6 +312,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--bf16", action="store_true", help=BF16_HELP)
     sub.set_defaults(run=_cmd_predict)
 
+    sub = commands.add_parser("generate", help="continue prompts with a language model (model.task: causal_lm)")
+    sub.add_argument("model_dir")
+    sub.add_argument(
+        "--prompt", action="append", required=True, help="text to continue ('' starts from nothing); repeatable"
+    )
+    sub.add_argument("--max-new-tokens", type=_positive_int, default=200, help="tokens to add (default: 200)")
+    sub.add_argument("--temperature", type=_positive_float, help="sampling temperature (default: 1.0)")
+    sub.add_argument("--top-k", type=_positive_int, help="sample from the K likeliest tokens only")
+    sub.add_argument("--top-p", type=_probability, help="sample from the smallest set of tokens holding P")
+    sub.add_argument("--num-beams", type=_positive_int, default=1, help="beam search with B beams (no sampling)")
+    sub.add_argument("--greedy", action="store_true", help="always take the likeliest token (no sampling)")
+    sub.add_argument("--seed", type=_non_negative_int, help="seed for repeatable sampling")
+    sub.add_argument("--allow-pickle", action="store_true", help=PICKLE_HELP)
+    sub.set_defaults(run=_cmd_generate)
+
     sub = commands.add_parser("summary", help="print a Keras-style summary of a model")
     sub.add_argument("model", help="a model name or YAML from configs/models, a recipe, or a saved model directory")
     sub.set_defaults(run=_cmd_summary)
@@ -277,6 +357,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument(
         "--sections",
         help="comma-separated sections to run: cells,frontend,sweep,tokenization,busy (default: all but busy)",
+    )
+    sub.add_argument(
+        "--generate",
+        action="store_true",
+        help="language-model generation tokens/s with the recurrent cache vs rerunning the prefix instead",
     )
     sub.add_argument("--output-dir", default="bench_results", help="where benchmark.json and benchmark.md go")
     sub.set_defaults(run=_cmd_bench)

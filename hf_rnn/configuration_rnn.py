@@ -80,6 +80,15 @@ class RecurrentConfig(PreTrainedConfig):
             `"layer_mix"`: a learned softmax-weighted sum of all its hidden layers.
         freeze_frontend (`str`, *optional*, defaults to `"all"`):
             Which encoder weights stay fixed during training: `"all"`, `"embeddings"` or `"none"`.
+        tie_word_embeddings (`bool`, *optional*, defaults to `True`):
+            Language models (`*ForCausalLM`) only: the output projection shares the embedding matrix (after a
+            projection from `hidden_size` to `embedding_dim` when they differ). Classifiers ignore it.
+        use_cache (`bool`, *optional*, defaults to `True`):
+            Language models only: return the recurrent state as the cache, so generation costs one step per token.
+        bos_token_id (`int`, *optional*):
+            Language models only: id of the beginning-of-text token (set from the tokenizer by the recipes).
+        eos_token_id (`int`, *optional*):
+            Language models only: id of the end-of-text token; generation stops there.
 
     Example:
 
@@ -114,6 +123,10 @@ class RecurrentConfig(PreTrainedConfig):
     frontend_layers: int | None = None
     frontend_output: Literal["sequence", "pooled", "layer_mix"] = "sequence"
     freeze_frontend: Literal["all", "embeddings", "none"] = "all"
+    tie_word_embeddings: bool = True
+    use_cache: bool = True
+    bos_token_id: int | None = None
+    eos_token_id: int | None = None
 
     def __post_init__(self, **kwargs):
         for name in _FLOAT_FIELDS:

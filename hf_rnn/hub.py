@@ -1,10 +1,10 @@
 """Pushing hf_rnn model directories to the Hugging Face Hub.
 
 `push_model` uploads a directory written by `hf-rnn train` in one commit: the weights (safetensors), `config.json`
-with its `auto_map`, the `modeling_rnn.py` / `configuration_rnn.py` sources that `trust_remote_code=True` runs, the
-tokenizer, metrics, history, recipe, training-curve plot and the model card. It does not go through
-`PreTrainedModel.push_to_hub`, which writes a generic README.md over the card: the card travels in the same commit and
-is read back from the Hub afterwards to check that it is the one shown.
+with its `auto_map`, the `modeling_rnn.py` / `configuration_rnn.py` sources that `trust_remote_code=True` runs (and
+`modeling_rnn_lm.py` for a language model), the tokenizer, metrics, history, recipe, training-curve plot and the
+model card. It does not go through `PreTrainedModel.push_to_hub`, which writes a generic README.md over the card: the
+card travels in the same commit and is read back from the Hub afterwards to check that it is the one shown.
 
 Tokens come from huggingface_hub's usual sources (the `token` argument, `HF_TOKEN`, `hf auth login`); they are never
 logged, never written into a file, and a file that already holds the token is refused before anything is uploaded.
@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 # what a model directory needs to load anywhere: config (with auto_map), remote code, tokenizer; weights come apart
 # because a sharded checkpoint has an index instead of model.safetensors
 REMOTE_CODE_FILES = ("configuration_rnn.py", "modeling_rnn.py")
+# the language models' remote code (it imports modeling_rnn.py), in the directories of language models only
+CAUSAL_LM_CODE_FILE = "modeling_rnn_lm.py"
 REQUIRED_FILES = ("config.json", *REMOTE_CODE_FILES, "tokenizer_config.json")
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 AUTO_CLASSES = ("AutoConfig", "AutoModel", "AutoModelForSequenceClassification", "AutoModelForTokenClassification")
@@ -67,7 +69,15 @@ def check_model_dir(model_dir: str | Path) -> Path:
             f"{model_dir / 'config.json'}: model_type {config.get('model_type')!r} is not an hf_rnn model type "
             f"({', '.join(MODEL_CLASSES)})."
         )
-    absent = [name for name in AUTO_CLASSES if name not in (config.get("auto_map") or {})]
+    required = list(AUTO_CLASSES)
+    if any(name.endswith("ForCausalLM") for name in config.get("architectures") or []):
+        required.append("AutoModelForCausalLM")
+        if not (model_dir / CAUSAL_LM_CODE_FILE).is_file():
+            raise ValueError(
+                f"{model_dir} holds a language model but not its remote code {CAUSAL_LM_CODE_FILE}; save it again "
+                "with hf_rnn's save_pretrained."
+            )
+    absent = [name for name in required if name not in (config.get("auto_map") or {})]
     if absent:
         raise ValueError(
             f"{model_dir / 'config.json'}: auto_map lacks {', '.join(absent)}, so the model would not load with "
@@ -84,7 +94,7 @@ def _files_to_upload(model_dir: Path) -> list[Path]:
         if path.is_file()
         and not path.name.startswith(".")
         and path.suffix in UPLOAD_SUFFIXES
-        and (path.suffix != ".py" or path.name in REMOTE_CODE_FILES)
+        and (path.suffix != ".py" or path.name in (*REMOTE_CODE_FILES, CAUSAL_LM_CODE_FILE))
         and path.name != CARD_FILE
     )
 
@@ -92,7 +102,8 @@ def _files_to_upload(model_dir: Path) -> list[Path]:
 def _check_remote_code(model_dir: Path) -> None:
     """Refuses remote code that is not hf_rnn's own: whoever loads the repo with `trust_remote_code=True` runs it."""
     package_dir = Path(__file__).parent
-    for name in REMOTE_CODE_FILES:
+    present = [name for name in (*REMOTE_CODE_FILES, CAUSAL_LM_CODE_FILE) if (model_dir / name).is_file()]
+    for name in present:
         if (model_dir / name).read_bytes() != (package_dir / name).read_bytes():
             raise ValueError(
                 f"{model_dir / name} differs from the installed hf_rnn {__version__}'s own {name}, and the Hub would "

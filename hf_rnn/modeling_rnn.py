@@ -252,16 +252,20 @@ class RecurrentPreTrainedModel(PreTrainedModel):
             if embeddings is not None:
                 embeddings.requires_grad_(False)
 
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        # transformers records only the saved class in `auto_map`; fill it for every Auto class so that
-        # `trust_remote_code=True` works with any of them where hf_rnn is not installed
+    def _auto_map(self) -> dict[str, str]:
+        """The `auto_map` written into config.json: every Auto class this model's saved code files provide."""
         family = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}[self.config.cell_type]
-        self.config.auto_map = {
+        return {
             "AutoConfig": f"configuration_rnn.{family}Config",
             "AutoModel": f"modeling_rnn.{family}Model",
             "AutoModelForSequenceClassification": f"modeling_rnn.{family}ForSequenceClassification",
             "AutoModelForTokenClassification": f"modeling_rnn.{family}ForTokenClassification",
         }
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        # transformers records only the saved class in `auto_map`; fill it for every Auto class so that
+        # `trust_remote_code=True` works with any of them where hf_rnn is not installed
+        self.config.auto_map = self._auto_map()
         return super().save_pretrained(save_directory, *args, **kwargs)
 
     @classmethod

@@ -29,7 +29,7 @@ import yaml
 from huggingface_hub.errors import StrictDataclassError
 from transformers import CONFIG_MAPPING, AutoConfig, PreTrainedConfig
 
-from . import MODEL_CLASSES
+from . import CAUSAL_LM_CLASSES, MODEL_CLASSES
 from .configuration_rnn import RecurrentConfig, RNNConfig
 from .data import _LOCAL_BUILDERS, EMBEDDED_DATASETS, DataSpec
 from .frontends import WORD_VECTOR_ALIASES, frontend_config_for, frontend_is_cacheable, resolve_frontend
@@ -57,7 +57,7 @@ DEFAULT_RECIPE = "quickstart"
 # the short model names of recipes -> transformers model types
 MODEL_TYPES = {"rnn": "hf_rnn", "lstm": "hf_lstm", "gru": "hf_gru"}
 # config fields a recipe does not set: they follow from the tokenizer and the data
-_DERIVED_FIELDS = {"vocab_size", "pad_token_id"}
+_DERIVED_FIELDS = {"vocab_size", "pad_token_id", "bos_token_id", "eos_token_id"}
 _FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
@@ -74,7 +74,8 @@ class ModelSpec:
 
     Args:
         type (`str`, *optional*, defaults to `"lstm"`): `"rnn"`, `"lstm"` or `"gru"`.
-        task (`str`, *optional*, defaults to `"sequence_classification"`): or `"token_classification"`.
+        task (`str`, *optional*, defaults to `"sequence_classification"`): or `"token_classification"`, or
+            `"causal_lm"` for a language model (`*ForCausalLM`, see `hf_rnn/language_modeling.py`).
         frontend_pretrained (`str`, *optional*): encoder weights to load into a `frontend: bert` model (a Hub name,
             a local folder, or `minilm` for the offline all-MiniLM-L6-v2); the encoder's config and tokenizer come
             with it, and it implies `frontend: bert`.
@@ -92,7 +93,7 @@ class ModelSpec:
     """
 
     type: Literal["rnn", "lstm", "gru"] = "lstm"
-    task: Literal["sequence_classification", "token_classification"] = "sequence_classification"
+    task: Literal["sequence_classification", "token_classification", "causal_lm"] = "sequence_classification"
     frontend_pretrained: str | None = None
     cache_frontend: bool | None = None
     frontend_bf16: bool = False
@@ -648,7 +649,36 @@ def recipe_from_dict(data: dict, name: str = "recipe", where: _Where | None = No
         from .search_space import build_search_spec
 
         recipe.search = build_search_spec(data, recipe, where)
+    if recipe.model.task == "causal_lm":
+        _check_causal_lm(recipe, where)
     return recipe
+
+
+def _check_causal_lm(recipe: Recipe, where: _Where) -> None:
+    """What a language-model recipe (`model.task: causal_lm`) must say differently from a classifier's."""
+    config = recipe.model.config
+    if config.get("bidirectional"):
+        raise RecipeError(
+            f"{where.of(('model', 'bidirectional'))}: model.bidirectional: a causal language model reads left to "
+            "right; set it to false."
+        )
+    if recipe.model.frontend_pretrained is not None or config.get("frontend", "none") != "none":
+        raise RecipeError(
+            f"{where.of(('model', 'frontend'))}: model.frontend: a language model embeds its own tokens (an encoder "
+            "frontend sees the tokens to predict); remove the frontend keys."
+        )
+    if recipe.tokenizer.pretrained is not None or recipe.tokenizer.max_length is None:
+        raise RecipeError(
+            f"{where.of(('tokenizer',))}: tokenizer: a language model trains its own tokenizer on blocks of "
+            "max_length tokens; set max_length and remove pretrained."
+        )
+    training = recipe.training
+    if training.eval_strategy != "no" and training.metric_for_best_model != "loss":
+        raise RecipeError(
+            f"{where.of(('training', 'metric_for_best_model'))}: training.metric_for_best_model "
+            f"{training.metric_for_best_model!r}: a language model is selected on its validation loss; set "
+            "training.metric_for_best_model: loss."
+        )
 
 
 def load_recipe(name_or_path: str | Path | None = None, overrides: list[str] | None = None) -> Recipe:
@@ -694,6 +724,8 @@ def build_untrained_model(name_or_path: str):
             raise ValueError(
                 f"{path} holds a {config.model_type!r} model, not an hf_rnn one ({sorted(MODEL_CLASSES)})."
             )
+        if any(name.endswith("ForCausalLM") for name in config.architectures or []):
+            return CAUSAL_LM_CLASSES[config.model_type](config)
         return MODEL_CLASSES[config.model_type][2](config)
     is_recipe = name_or_path in list_recipes() or (
         path.is_file()
@@ -706,6 +738,8 @@ def build_untrained_model(name_or_path: str):
     else:
         spec, derived = _build_model({"base": name_or_path}, _Where(), None), {}
     classes = MODEL_CLASSES[spec.model_type]
+    if spec.task == "causal_lm":
+        return CAUSAL_LM_CLASSES[spec.model_type](spec.build_config(**derived))
     return (classes[2] if spec.task == "sequence_classification" else classes[3])(spec.build_config(**derived))
 
 

@@ -34,7 +34,6 @@ from huggingface_hub.errors import StrictDataclassError
 from safetensors import SafetensorError, safe_open
 from transformers import (
     AutoConfig,
-    AutoModelForSequenceClassification,
     AutoTokenizer,
     EarlyStoppingCallback,
     PreTrainedTokenizerBase,
@@ -44,7 +43,7 @@ from transformers import (
 )
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from . import MODEL_CLASSES, __version__
+from . import CAUSAL_LM_CLASSES, MODEL_CLASSES, __version__
 from .cards import write_model_card
 from .configuration_rnn import RecurrentConfig
 from .cpu import AdaptiveThreads, flushed_denormals
@@ -257,7 +256,7 @@ def prepare_tokenizer(recipe: Recipe, texts: Iterable[str], work_dir: Path, args
         spec = recipe.tokenizer
         if recipe.model.frontend_pretrained is not None and spec.pretrained is None:
             spec = replace(spec, pretrained=resolve_frontend(recipe.model.frontend_pretrained))
-        tokenizer = build_tokenizer(spec, texts)
+        tokenizer = build_tokenizer(spec, texts, language_model=recipe.model.task == "causal_lm")
         if args.process_index == 0:
             _save_tokenizer_atomically(tokenizer, work_dir)
         return tokenizer
@@ -405,20 +404,30 @@ def train(
     if args.process_index == 0:
         _prepare_work_dir(work_dir, recipe, overwrite)
 
-    datasets, label_names, tokenizer = prepare_datasets(recipe, work_dir, args)
+    causal_lm = recipe.model.task == "causal_lm"
+    if causal_lm:
+        # language models bring their own data, model, Trainer and metrics (hf_rnn/language_modeling.py)
+        from . import language_modeling as lm
+
+        # the loss is the metric: the Trainer need not keep every position's logits over the vocabulary
+        args.prediction_loss_only = True
+        datasets, tokenizer = lm.prepare_causal_lm_datasets(recipe, work_dir, args)
+        label_names = []
+    else:
+        datasets, label_names, tokenizer = prepare_datasets(recipe, work_dir, args)
     transformers.set_seed(recipe.training.seed)
-    model = build_model(recipe, tokenizer, label_names)
+    model = lm.build_causal_lm(recipe, tokenizer) if causal_lm else build_model(recipe, tokenizer, label_names)
     trainer_callbacks = [EpochEndLogging(), StopOnNonFiniteLoss(), *(callbacks or [])]
     if recipe.training.early_stopping_patience is not None:
         trainer_callbacks.append(EarlyStoppingCallback(recipe.training.early_stopping_patience))
-    trainer = RecurrentTrainer(
+    trainer = (lm.causal_lm_trainer_class(RecurrentTrainer) if causal_lm else RecurrentTrainer)(
         model=model,
         args=args,
         train_dataset=datasets["train"],
         eval_dataset=datasets["validation"] if recipe.training.eval_strategy != "no" else None,
         processing_class=tokenizer,
-        data_collator=PaddingCollator(pad_token_id=tokenizer.pad_token_id),
-        compute_metrics=MetricsComputer(recipe.training.metrics, len(label_names)),
+        data_collator=(lm.CausalLMCollator if causal_lm else PaddingCollator)(pad_token_id=tokenizer.pad_token_id),
+        compute_metrics=None if causal_lm else MetricsComputer(recipe.training.metrics, len(label_names)),
         callbacks=trainer_callbacks,
         flush_denormal=recipe.training.flush_denormal,
         adaptive_threads=recipe.training.adaptive_threads,
@@ -432,6 +441,8 @@ def train(
     trainer.remove_callback(EarlyStoppingCallback)
     test_metrics = trainer.evaluate(datasets["test"], metric_key_prefix="test")
     metrics = _metrics_only(test_metrics, "test")
+    if causal_lm:
+        metrics = lm.language_model_metrics(metrics, recipe)
 
     if trainer.is_world_process_zero():
         trainer.save_model(str(work_dir))
@@ -587,9 +598,7 @@ def load_model_dir(model_dir: str | Path, allow_pickle: bool = False):
     if has_safetensors:
         _check_weight_shapes(model_dir, config)
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            model_dir, config=config, use_safetensors=has_safetensors
-        )
+        model = _model_class(config).from_pretrained(model_dir, config=config, use_safetensors=has_safetensors)
     except (OSError, RuntimeError, SafetensorError) as error:
         # truncated or corrupt files, and weights whose shapes do not match the config
         raise ValueError(f"{model_dir}: the weights do not load: {one_line(error, first_only=True)}") from None
@@ -597,10 +606,17 @@ def load_model_dir(model_dir: str | Path, allow_pickle: bool = False):
     return model.eval(), tokenizer
 
 
+def _model_class(config) -> type:
+    """The class a model directory holds: its language model when config.json says so, else the classifier."""
+    if any(name.endswith("ForCausalLM") for name in config.architectures or []):
+        return CAUSAL_LM_CLASSES[config.model_type]
+    return MODEL_CLASSES[config.model_type][2]
+
+
 def _check_weight_shapes(model_dir: Path, config) -> None:
     """Names the first tensor whose saved shape differs from what config.json describes."""
     with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in MODEL_CLASSES[config.model_type][2](config).state_dict().items()}
+        expected = {k: tuple(v.shape) for k, v in _model_class(config)(config).state_dict().items()}
     for path in sorted(model_dir.glob("*.safetensors")):
         try:
             with safe_open(path, framework="pt") as weights:
@@ -613,6 +629,14 @@ def _check_weight_shapes(model_dir: Path, config) -> None:
                     f"{path.name}: {key} has shape {list(shape)} but config.json describes {list(expected[key])}; "
                     "the config and the weights do not belong together."
                 )
+
+
+def _refuse_language_model(model, model_dir: str | Path, command: str) -> None:
+    if type(model) in CAUSAL_LM_CLASSES.values():
+        raise ValueError(
+            f"{model_dir} holds a language model; {command} works with classifiers. Use `hf-rnn generate` (its test "
+            "perplexity is in metrics.json)."
+        )
 
 
 def evaluate_model(
@@ -628,6 +652,7 @@ def evaluate_model(
     `bf16`, the model runs under bf16 autocast (see `predict`).
     """
     model, tokenizer = load_model_dir(model_dir, allow_pickle=allow_pickle)
+    _refuse_language_model(model, model_dir, "hf-rnn eval")
     if data is None:
         recipe_path = Path(model_dir) / "recipe.yaml"
         if not recipe_path.is_file():
@@ -676,6 +701,7 @@ def predict(
     scores that differ from fp32 in the second or third decimal.
     """
     model, tokenizer = load_model_dir(model_dir, allow_pickle=allow_pickle)
+    _refuse_language_model(model, model_dir, "hf-rnn predict")
     collator = PaddingCollator(pad_token_id=tokenizer.pad_token_id)
     batch: list[str] = []
     for text in texts:

@@ -115,7 +115,7 @@ def test_pretrained_tokenizer_is_loaded_not_trained(word_tokenizer, tmp_path):
 @pytest.mark.parametrize(
     "kwargs, field",
     [
-        ({"kind": "char"}, "kind"),
+        ({"kind": "sentencepiece"}, "kind"),
         ({"max_tokens": 2}, "max_tokens"),
         ({"min_frequency": 0}, "min_frequency"),
         ({"max_length": 0}, "max_length"),
