@@ -265,9 +265,9 @@ def render_results(results: dict[str, dict], defaults_study: str | None = None) 
         "Test-set scores of the zoo's recipes, each trained once with the seeds in its recipe (`hf-rnn reproduce`). "
         "Where a dataset has no test split (the embedded IMDB, Rotten Tomatoes, SMS spam), the test split is carved "
         "out of its training data, so those scores are not comparable with official test sets. Accuracy and macro-F1 "
-        "in percent; the reference is the published figure the recipe reproduces, or the zoo's target for its dataset, "
-        "and the difference is in points: a negative one is a figure or target not reached, and the other recipes of "
-        "the same dataset are what was tried.",
+        "in percent; the reference is the published figure the recipe reproduces, or the zoo's target for its "
+        "dataset, and the difference is in points: a negative one is a figure or target not reached, and the other "
+        "recipes of the same dataset are what was tried.",
         "",
     ]
     cpus = sorted({(entry["cpu"], entry["logical_cpus"]) for entry in done})
