@@ -35,7 +35,15 @@ from .frontends import WORD_VECTOR_ALIASES, frontend_config_for, frontend_is_cac
 from .registry import MODEL_FAMILIES, get_family, head_class, tasks
 from .registry import list_models as _list_models
 from .tokenization import TokenizerSpec
-from .training_spec import METRIC_KEYS, OWN_KEYS, RNN_DEFAULTS, OwnKeys, TrainingSpec, training_field_hints
+from .training_spec import (
+    METRIC_KEYS,
+    OWN_KEYS,
+    RNN_DEFAULTS,
+    OwnKeys,
+    TrainingSpec,
+    steps_fields,
+    training_field_hints,
+)
 from .utils import one_line, package_data_dir
 
 __all__ = ["METRIC_KEYS", "Recipe", "RecipeError", "TrainingSpec", "load_recipe", "recipe_from_dict"]
@@ -461,6 +469,10 @@ def _build_training(values: Any, where: _Where) -> TrainingSpec:
                 place = where.of(("training", str(key)))
                 raise _unknown_key(str(key), {*hints, *own_hints}, place, "training", listing)
     checked = _check_fields(values, {**hints, **own_hints}, "training", where)
+    for key in steps_fields():
+        if type(values.get(key)) is int:
+            # a number of steps stays an int (`logging_steps: 50`, not 50.0); fractions of training are floats
+            checked[key] = values[key]
     own = {name: checked.pop(name) for name in list(checked) if name in own_hints}
     try:
         spec = TrainingSpec(checked, **own)

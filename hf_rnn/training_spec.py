@@ -154,6 +154,17 @@ def training_field_hints() -> dict[str, Any]:
     return {f.name: _field_hint(f, hints[f.name]) for f in dataclasses.fields(TrainingArguments) if f.init}
 
 
+def steps_fields() -> list[str]:
+    """The float fields of `TrainingArguments` that count steps when given an int (`logging_steps`, `eval_steps`,
+    `warmup_steps`; a float below 1 is a fraction of training)."""
+    hints = typing.get_type_hints(TrainingArguments)
+    return [
+        f.name
+        for f in dataclasses.fields(TrainingArguments)
+        if f.name.endswith("_steps") and float in (typing.get_args(hints[f.name]) or (hints[f.name],))
+    ]
+
+
 class TrainingSpec:
     """The validated `training` section: the `TrainingArguments` fields the recipe sets (`arguments`) and hf-rnn's
     own keys. Reading any `TrainingArguments` field gives the recipe's value, else hf-rnn's default, else
