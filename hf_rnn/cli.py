@@ -49,7 +49,6 @@ BF16_HELP = (
 
 def _cmd_list(args: argparse.Namespace) -> int:
     from .data import EMBEDDED_DATASETS
-
     from .registry import model_description
 
     print("Models (configs/models):")
