@@ -199,7 +199,11 @@ class StopOnNonFiniteLoss(TrainerCallback):
 
 def training_arguments(recipe: Recipe, checkpoint_dir: Path) -> TrainingArguments:
     """The recipe's `training` section as `TrainingArguments` (see `hf_rnn.training_spec`)."""
-    return build_training_arguments(recipe.training, checkpoint_dir)
+    args = build_training_arguments(recipe.training, checkpoint_dir)
+    if args.fp16 and args.use_cpu:
+        # accelerate runs fp16 as plain fp32 on a CPU; say so rather than let the setting look honoured
+        logger.warning("training.fp16 has no effect on a CPU (it trains in fp32); use training.bf16 there.")
+    return args
 
 
 def prepare_tokenizer(recipe: Recipe, texts: Iterable[str], work_dir: Path, args: TrainingArguments):
