@@ -551,9 +551,14 @@ def _build_model(values: Any, where: _Where, source: Path | None) -> ModelSpec:
 
 def _check_config_values(spec: ModelSpec, where: _Where) -> None:
     """Each config field's value, checked by the config class's own field validators (the strict dataclass's)."""
-    validators = get_family(spec.model_type).config_class.__validators__
+    config_class = get_family(spec.model_type).config_class
+    hints = _config_fields()
     for key, value in spec.config.items():
-        for validator in validators.get(key, []):
+        numeric = float in typing.get_args(hints.get(key))
+        if isinstance(value, str) and numeric and _FLOAT_TEXT.fullmatch(value.strip()):
+            # YAML 1.1 reads `5e-1` (no dot) as a string; a float field takes what Python reads as a number
+            spec.config[key] = value = float(value)
+        for validator in config_class.__validators__.get(key, []):
             try:
                 validator(value)
             except (TypeError, ValueError) as error:

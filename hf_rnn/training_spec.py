@@ -17,6 +17,7 @@ field a future transformers adds is a valid key too. What hf-rnn adds:
 
 import dataclasses
 import enum
+import functools
 import types
 import typing
 from pathlib import Path
@@ -148,10 +149,15 @@ def _field_hint(field: dataclasses.Field, hint: Any) -> Any:
     return hint
 
 
-def training_field_hints() -> dict[str, Any]:
-    """Every `TrainingArguments` field with the type a recipe value must have (see `_field_hint`)."""
+@functools.cache
+def _training_field_hints() -> dict[str, Any]:
     hints = typing.get_type_hints(TrainingArguments)
     return {f.name: _field_hint(f, hints[f.name]) for f in dataclasses.fields(TrainingArguments) if f.init}
+
+
+def training_field_hints() -> dict[str, Any]:
+    """Every `TrainingArguments` field with the type a recipe value must have (see `_field_hint`)."""
+    return dict(_training_field_hints())
 
 
 def steps_fields() -> list[str]:
