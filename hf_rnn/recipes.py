@@ -3,8 +3,9 @@ or model is touched.
 
 A recipe has the top-level sections `model`, `tokenizer`, `data`, `training` and `hub`, plus `name`, `description`
 and `extends` (a recipe it builds on, merged key by key). `model` is either the name of a file in `configs/models/`
-or a mapping of config fields, optionally with `base:` naming such a file. Every key anywhere is checked: an unknown
-key is an error naming its place in the file and the closest valid key.
+or a mapping of config fields, optionally with `base:` naming such a file, checked by the config class itself.
+`training` is `transformers.TrainingArguments` with hf-rnn's defaults and keys (see `hf_rnn.training_spec`). Every
+key anywhere is checked: an unknown key is an error naming its place in the file and the closest valid key.
 
 Example:
 
