@@ -130,5 +130,5 @@ def test_register_head_adds_a_task_that_the_auto_class_loads(tmp_path):
         print("ok")
         """
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert result.stdout.strip() == "ok", result.stderr[-2000:]
