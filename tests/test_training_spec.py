@@ -51,7 +51,7 @@ REFERENCE = json.loads((FIXTURES / "training_arguments_v0.json").read_text())
 
 @pytest.mark.parametrize("name", sorted(REFERENCE))
 def test_shipped_recipes_give_the_same_training_arguments_as_before(name):
-    """The fixture holds what main (33c4d60, before the training section became TrainingArguments) built."""
+    """The fixture holds what main (73d9e1e, before the training section became TrainingArguments) built."""
     if name.split("+")[0] not in list_recipes():
         pytest.skip(f"recipe {name} is no longer shipped")
     recipe = load_recipe(name.split("+")[0], overrides=VARIANTS.get(name))
