@@ -4,7 +4,7 @@ door over the model definitions in `configs/models/`.
 ```python
 >>> import hf_rnn
 >>> hf_rnn.list_models("*gru*")
-['bigru', 'minilm_bigru']
+['bigru', 'bigru_2layer', 'minilm_bigru']
 >>> model = hf_rnn.create_model("bigru", num_labels=3, hidden_size=32)
 >>> hf_rnn.MODEL_FAMILIES["hf_gru"].heads["sequence_classification"].__name__
 'GRUForSequenceClassification'

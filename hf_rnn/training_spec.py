@@ -283,7 +283,7 @@ def build_training_arguments(spec: TrainingSpec, checkpoint_dir: str | Path) -> 
         output_dir=str(checkpoint_dir),
         # best-model selection needs a checkpoint at every evaluation
         save_strategy=values["eval_strategy"] if evaluating else values["save_strategy"],
-        save_steps=values["eval_steps"] if evaluating and "save_steps" not in spec.arguments else values["save_steps"],
+        save_steps=values["eval_steps"] if evaluating and values["save_steps"] is None else values["save_steps"],
         load_best_model_at_end=evaluating,
         metric_for_best_model=values["metric_for_best_model"] if evaluating else None,
         # length-grouped batches: little padding, which is most of the RNN's speed on CPU

@@ -28,7 +28,7 @@ def test_families_have_named_fields():
 
 
 def test_list_models_filters_with_wildcards():
-    assert list_models("*gru*") == ["bigru", "minilm_bigru"]
+    assert list_models("*gru*") == ["bigru", "bigru_2layer", "minilm_bigru"]
     assert list_models("bi*", exclude_filters="*_2layer") == ["bigru", "bilstm", "birnn"]
     assert list_models() == sorted(list_models())
     assert list_models("nothing*") == []
@@ -49,7 +49,7 @@ def test_create_model_builds_a_definition_with_overrides():
 @pytest.mark.parametrize(
     "call,message",
     [
-        (lambda: create_model("bigur"), r"Unknown model 'bigur'\. Did you mean 'bigru'\? Models: bigru, bilstm"),
+        (lambda: create_model("bigur"), r"Unknown model 'bigur'\. Did you mean 'bigru'\? Models: bigru, bigru_2layer, bilstm"),
         (
             lambda: create_model("bigru", hiden_size=3),
             r"unknown key 'hiden_size' in model\. Did you mean 'hidden_size'",
