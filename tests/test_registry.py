@@ -49,7 +49,10 @@ def test_create_model_builds_a_definition_with_overrides():
 @pytest.mark.parametrize(
     "call,message",
     [
-        (lambda: create_model("bigur"), r"Unknown model 'bigur'\. Did you mean 'bigru'\? Models: bigru, bigru_2layer, bilstm"),
+        (
+            lambda: create_model("bigur"),
+            r"Unknown model 'bigur'\. Did you mean 'bigru'\? Models: bigru, bigru_2layer, bilstm",
+        ),
         (
             lambda: create_model("bigru", hiden_size=3),
             r"unknown key 'hiden_size' in model\. Did you mean 'hidden_size'",
