@@ -1,16 +1,12 @@
 """hf_rnn: simple-RNN, LSTM and GRU text classifiers, taggers and language models as native transformers models.
 
 Importing the package registers the three model types (`hf_rnn`, `hf_lstm`, `hf_gru`) with the transformers Auto
-classes, and marks the classes for Hub remote code so saved models also load where hf_rnn is not installed.
+classes (see `hf_rnn.registry`), and marks the classes for Hub remote code so saved models also load where hf_rnn is
+not installed. `create_model("bilstm", num_labels=3)` builds a model from a definition in `configs/models/`, and
+`list_models("*gru*")` lists them.
 """
 
-from transformers import (
-    AutoConfig,
-    AutoModel,
-    AutoModelForCausalLM,
-    AutoModelForSequenceClassification,
-    AutoModelForTokenClassification,
-)
+from transformers import AutoModelForCausalLM
 
 from .configuration_rnn import GRUConfig, LSTMConfig, RecurrentConfig, RNNConfig
 from .modeling_rnn import (
@@ -27,39 +23,29 @@ from .modeling_rnn import (
     RNNModel,
 )
 from .modeling_rnn_lm import GRUForCausalLM, LSTMForCausalLM, RecurrentForCausalLM, RNNForCausalLM
+from .registry import MODEL_FAMILIES, ModelFamily, create_model, list_models, register_head
 from .summary import summary
 
 __version__ = "0.1.0"
 
-# model type -> (config, base model, sequence classifier, token classifier)
-MODEL_CLASSES = {
-    RNNConfig.model_type: (RNNConfig, RNNModel, RNNForSequenceClassification, RNNForTokenClassification),
-    LSTMConfig.model_type: (LSTMConfig, LSTMModel, LSTMForSequenceClassification, LSTMForTokenClassification),
-    GRUConfig.model_type: (GRUConfig, GRUModel, GRUForSequenceClassification, GRUForTokenClassification),
-}
-
-for _config, _base, _sequence, _token in MODEL_CLASSES.values():
-    AutoConfig.register(_config.model_type, _config, exist_ok=True)
-    AutoModel.register(_config, _base, exist_ok=True)
-    AutoModelForSequenceClassification.register(_config, _sequence, exist_ok=True)
-    AutoModelForTokenClassification.register(_config, _token, exist_ok=True)
-    _config.register_for_auto_class()
-    _base.register_for_auto_class("AutoModel")
-    _sequence.register_for_auto_class("AutoModelForSequenceClassification")
-    _token.register_for_auto_class("AutoModelForTokenClassification")
-
-# model type -> causal language model (hf_rnn.modeling_rnn_lm)
-CAUSAL_LM_CLASSES = {
-    RNNConfig.model_type: RNNForCausalLM,
-    LSTMConfig.model_type: LSTMForCausalLM,
-    GRUConfig.model_type: GRUForCausalLM,
-}
-for _model_type, _causal_lm in CAUSAL_LM_CLASSES.items():
-    AutoModelForCausalLM.register(_causal_lm.config_class, _causal_lm, exist_ok=True)
-    _causal_lm.register_for_auto_class("AutoModelForCausalLM")
+register_head(
+    "causal_lm",
+    {
+        RNNConfig.model_type: RNNForCausalLM,
+        LSTMConfig.model_type: LSTMForCausalLM,
+        GRUConfig.model_type: GRUForCausalLM,
+    },
+    AutoModelForCausalLM,
+)
+# model type -> causal language model (hf_rnn.modeling_rnn_lm), as the registry holds it
+CAUSAL_LM_CLASSES = {model_type: family.heads["causal_lm"] for model_type, family in MODEL_FAMILIES.items()}
 
 __all__ = [
-    "MODEL_CLASSES",
+    "MODEL_FAMILIES",
+    "ModelFamily",
+    "create_model",
+    "list_models",
+    "register_head",
     "RecurrentConfig",
     "RNNConfig",
     "LSTMConfig",

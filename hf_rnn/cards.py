@@ -27,10 +27,10 @@ from huggingface_hub.repocard_data import eval_results_to_model_index
 from huggingface_hub.utils import validate_repo_id, yaml_dump
 from transformers.modelcard import make_markdown_table, parse_log_history
 
-from . import MODEL_CLASSES
 from .configuration_rnn import RecurrentConfig
 from .data import EMBEDDED_DATASETS
 from .frontends import FRONTEND_ALIASES
+from .registry import MODEL_FAMILIES
 from .utils import package_data_dir
 
 TEMPLATE_PATH = package_data_dir("model_cards") / "model_card_template.md"
@@ -160,10 +160,10 @@ class RecurrentModelCardData(ModelCardData):
         if config_dict is None:
             raise ValueError(f"{model_dir} is not a model directory: it has no config.json.")
         model_type = config_dict.get("model_type")
-        if model_type not in MODEL_CLASSES:
+        if model_type not in MODEL_FAMILIES:
             raise ValueError(
                 f"{model_dir / 'config.json'} has model_type {model_type!r}; hf_rnn cards describe "
-                f"{', '.join(MODEL_CLASSES)} models."
+                f"{', '.join(MODEL_FAMILIES)} models."
             )
         recipe_path = model_dir / "recipe.yaml"
         recipe_yaml = recipe_path.read_text(encoding="utf-8") if recipe_path.is_file() else None
@@ -180,7 +180,7 @@ class RecurrentModelCardData(ModelCardData):
             dataset_id=_dataset_hub_id(dataset),
             dataset_name=dataset,
         )
-        card_data.config = MODEL_CLASSES[model_type][0].from_pretrained(model_dir)
+        card_data.config = MODEL_FAMILIES[model_type].config_class.from_pretrained(model_dir)
         card_data.recipe_yaml = recipe_yaml
         card_data.test_metrics = _read_json(model_dir / "metrics.json") or {}
         card_data.training_summary = _read_json(model_dir / "training_summary.json") or {}

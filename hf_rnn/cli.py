@@ -51,10 +51,11 @@ BF16_HELP = (
 
 def _cmd_list(args: argparse.Namespace) -> int:
     from .data import EMBEDDED_DATASETS
+    from .registry import model_description
 
     print("Models (configs/models):")
     for name in list_models():
-        print(f"  {name}")
+        print(f"  {name:28} {model_description(name)}")
     print("Recipes (configs/recipes):")
     for name in list_recipes():
         print(f"  {name:28} {recipe_description(name)}{_network_note(name)}")

@@ -17,6 +17,15 @@ ACTIVATIONS = ("relu", "tanh", "gelu", "sigmoid", "linear")
 FRONTEND_OUTPUTS = ("sequence", "pooled", "layer_mix")
 FREEZE_MODES = ("all", "embeddings", "none")
 
+
+class ConfigValueError(ValueError):
+    """A config value out of range; `field` names it, so a recipe error can point at its line."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
 # Strict `float` fields reject a plain int such as `dropout: 0` from YAML or JSON,
 # so these accept an int and store a float.
 _FLOAT_FIELDS = ("embedding_dropout", "dropout", "classifier_dropout")
@@ -163,26 +172,34 @@ class RecurrentConfig(PreTrainedConfig):
         for name in ("vocab_size", "embedding_dim", "hidden_size", "num_layers"):
             value = getattr(self, name)
             if value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value}.")
+                raise ConfigValueError(name, f"{name} must be a positive integer, got {value}.")
         for name in _FLOAT_FIELDS:
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {value}.")
+                raise ConfigValueError(name, f"{name} must be in [0, 1), got {value}.")
         for size in self.classifier_hidden_sizes:
             if size < 1:
-                raise ValueError(
-                    f"classifier_hidden_sizes must hold positive integers, got {self.classifier_hidden_sizes}."
+                raise ConfigValueError(
+                    "classifier_hidden_sizes",
+                    f"classifier_hidden_sizes must hold positive integers, got {self.classifier_hidden_sizes}.",
                 )
         if not 0 <= self.pad_token_id < self.vocab_size:
-            raise ValueError(f"pad_token_id must be in [0, vocab_size={self.vocab_size}), got {self.pad_token_id}.")
+            raise ConfigValueError(
+                "pad_token_id", f"pad_token_id must be in [0, vocab_size={self.vocab_size}), got {self.pad_token_id}."
+            )
         if self.frontend == "bert" and self.frontend_config is None:
-            raise ValueError("frontend='bert' needs frontend_config (the encoder's config, e.g. a BertConfig dict).")
+            raise ConfigValueError(
+                "frontend", "frontend='bert' needs frontend_config (the encoder's config, e.g. a BertConfig dict)."
+            )
         if self.frontend == "none" and self.frontend_config is not None:
-            raise ValueError(
-                "frontend_config is set but frontend='none'; set frontend='bert' or drop frontend_config."
+            raise ConfigValueError(
+                "frontend_config",
+                "frontend_config is set but frontend='none'; set frontend='bert' or drop frontend_config.",
             )
         if self.frontend_layers is not None and self.frontend_layers < 1:
-            raise ValueError(f"frontend_layers must be a positive integer or null, got {self.frontend_layers}.")
+            raise ConfigValueError(
+                "frontend_layers", f"frontend_layers must be a positive integer or null, got {self.frontend_layers}."
+            )
 
 
 @strict
@@ -218,4 +235,4 @@ class GRUConfig(RecurrentConfig):
     cell_type = "gru"
 
 
-__all__ = ["RecurrentConfig", "RNNConfig", "LSTMConfig", "GRUConfig"]
+__all__ = ["ConfigValueError", "RecurrentConfig", "RNNConfig", "LSTMConfig", "GRUConfig"]

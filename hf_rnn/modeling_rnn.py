@@ -12,6 +12,7 @@ own length. On CPU that is about 2x faster than `pack_padded_sequence`, which le
 
 import inspect
 import math
+from typing import TypedDict
 
 import torch
 from torch import nn
@@ -23,10 +24,40 @@ from transformers.modeling_outputs import (
     SequenceClassifierOutput,
     TokenClassifierOutput,
 )
+from transformers.processing_utils import Unpack
+from transformers.utils.generic import can_return_tuple
 
 from .configuration_rnn import GRUConfig, LSTMConfig, RecurrentConfig, RNNConfig
 
 _CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+
+class RecurrentKwargs(TypedDict, total=False):
+    """Keyword arguments the hf_rnn forwards take beyond their named ones. Each is used or refused, never dropped;
+    any other keyword is a `TypeError`.
+
+    Attributes:
+        output_attentions (`bool`, *optional*):
+            Generic callers ask for attention weights; recurrent models compute none, so `False` / `None` are accepted
+            and `True` is an error.
+    """
+
+    output_attentions: bool | None
+
+
+def check_forward_kwargs(kwargs: dict) -> None:
+    """Refuses what a forward cannot honour (see [`RecurrentKwargs`])."""
+    unknown = sorted(set(kwargs) - set(RecurrentKwargs.__annotations__))
+    if unknown:
+        raise TypeError(
+            f"forward() got unexpected keyword arguments {', '.join(map(repr, unknown))}; hf_rnn models take "
+            "input_ids or inputs_embeds, attention_mask, token_type_ids, labels, output_hidden_states, return_dict "
+            "and frontend_features."
+        )
+    if kwargs.get("output_attentions"):
+        raise ValueError("output_attentions=True: recurrent models compute no attention weights; leave it unset.")
+
+
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "sigmoid": nn.Sigmoid, "linear": nn.Identity}
 
 
@@ -67,15 +98,15 @@ def reverse_padded(hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     return _RowPermutation.apply(hidden.reshape(batch * time, features), rows.reshape(-1)).view(batch, time, features)
 
 
-def merge_directions(forward: torch.Tensor, backward: torch.Tensor, mode: str) -> torch.Tensor:
+def merge_directions(forward_states: torch.Tensor, backward_states: torch.Tensor, mode: str) -> torch.Tensor:
     """Combines the two directions as Keras' `Bidirectional(merge_mode=...)` does."""
     if mode == "concat":
-        return torch.cat([forward, backward], dim=-1)
+        return torch.cat([forward_states, backward_states], dim=-1)
     if mode == "sum":
-        return forward + backward
+        return forward_states + backward_states
     if mode == "mul":
-        return forward * backward
-    return (forward + backward) / 2
+        return forward_states * backward_states
+    return (forward_states + backward_states) / 2
 
 
 class RecurrentLayer(nn.Module):
@@ -103,11 +134,13 @@ class RecurrentLayer(nn.Module):
         self, hidden: torch.Tensor, lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Returns the merged outputs `(batch, time, output_size)` and each direction's outputs."""
-        forward = self._run(self.forward_cell, hidden, lengths)
+        forward_states = self._run(self.forward_cell, hidden, lengths)
         if self.backward_cell is None:
-            return forward, forward, None
-        backward = reverse_padded(self._run(self.backward_cell, reverse_padded(hidden, lengths), lengths), lengths)
-        return merge_directions(forward, backward, self.merge_mode), forward, backward
+            return forward_states, forward_states, None
+        backward_states = reverse_padded(
+            self._run(self.backward_cell, reverse_padded(hidden, lengths), lengths), lengths
+        )
+        return merge_directions(forward_states, backward_states, self.merge_mode), forward_states, backward_states
 
 
 class RecurrentPooler(nn.Module):
@@ -122,8 +155,8 @@ class RecurrentPooler(nn.Module):
     def forward(
         self,
         outputs: torch.Tensor,
-        forward: torch.Tensor,
-        backward: torch.Tensor | None,
+        forward_states: torch.Tensor,
+        backward_states: torch.Tensor | None,
         lengths: torch.Tensor,
         mask: torch.Tensor,
     ) -> torch.Tensor:
@@ -131,9 +164,9 @@ class RecurrentPooler(nn.Module):
         last = lengths - 1
         if self.pooling == "last":
             # the forward direction ends at the last real token, the backward one at the first
-            pooled = forward[rows, last]
-            if backward is not None:
-                pooled = merge_directions(pooled, backward[:, 0], self.merge_mode)
+            pooled = forward_states[rows, last]
+            if backward_states is not None:
+                pooled = merge_directions(pooled, backward_states[:, 0], self.merge_mode)
         elif self.pooling == "first_last":
             pooled = torch.cat([outputs[:, 0], outputs[rows, last]], dim=-1)
         elif self.pooling == "mean":
@@ -379,6 +412,7 @@ class RecurrentModel(RecurrentPreTrainedModel):
             return torch.full_like(mask, self.config.pad_token_id), None, mask
         return None, inputs_embeds.new_zeros(batch, 1, inputs_embeds.shape[-1]), mask
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -386,22 +420,23 @@ class RecurrentModel(RecurrentPreTrainedModel):
         token_type_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
         frontend_features: torch.Tensor | None = None,
-        **kwargs,
-    ) -> BaseModelOutputWithPooling | tuple:
+        **kwargs: Unpack[RecurrentKwargs],
+    ) -> BaseModelOutputWithPooling:
         r"""
         frontend_features (`torch.Tensor` of shape `(batch_size, sequence_length, hidden_size)`, *optional*):
             Outputs of a fully frozen encoder frontend computed beforehand (`hf_rnn.frontends.add_frontend_features`,
             zero-padded; one step per text for `frontend_output="pooled"`). The encoder is skipped; `input_ids` and
             `attention_mask` still give the lengths.
+
+        A tuple instead of the output object when `return_dict=False` is passed or set in the config.
         """
+        check_forward_kwargs(kwargs)
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
         if (input_ids if input_ids is not None else inputs_embeds).shape[1] == 0:
             # a batch of empty texts (pipeline("") tokenizes to nothing) becomes one padding step
             input_ids, inputs_embeds, attention_mask = self._one_padding_step(input_ids, inputs_embeds)
@@ -433,16 +468,13 @@ class RecurrentModel(RecurrentPreTrainedModel):
         for index, layer in enumerate(self.layers):
             if index > 0:
                 hidden = self.dropout(hidden)
-            hidden, forward, backward = layer(hidden, lengths)
+            hidden, forward_states, backward_states = layer(hidden, lengths)
             if output_hidden_states:
                 all_hidden_states += (hidden,)
 
         # 3. pool over real tokens: (batch, pooled_size); padding positions of the sequence output are zeroed
-        pooled = self.pooler(hidden, forward, backward, lengths, mask)
+        pooled = self.pooler(hidden, forward_states, backward_states, lengths, mask)
         hidden = hidden * mask.unsqueeze(-1).to(hidden.dtype)
-
-        if not return_dict:
-            return tuple(v for v in (hidden, pooled, all_hidden_states) if v is not None)
         return BaseModelOutputWithPooling(
             last_hidden_state=hidden, pooler_output=pooled, hidden_states=all_hidden_states
         )
@@ -458,7 +490,10 @@ def classification_loss(config: RecurrentConfig, logits: torch.Tensor, labels: t
         else:
             config.problem_type = "multi_label_classification"
     if config.problem_type == "regression":
-        return nn.functional.mse_loss(logits.squeeze(-1), labels.to(logits.dtype).view(logits.shape[:-1]))
+        if config.num_labels == 1:
+            return nn.functional.mse_loss(logits.squeeze(-1), labels.to(logits.dtype).view(logits.shape[:-1]))
+        # multi-target regression: one float per label
+        return nn.functional.mse_loss(logits, labels.to(logits.dtype).view(logits.shape))
     if config.problem_type == "single_label_classification":
         # -100 marks positions to ignore (padding and sub-word continuations in token classification)
         return nn.functional.cross_entropy(logits.reshape(-1, config.num_labels), labels.reshape(-1))
@@ -476,6 +511,7 @@ class RecurrentForSequenceClassification(RecurrentPreTrainedModel):
         # Initialize weights and apply final processing
         self.post_init()
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -484,18 +520,19 @@ class RecurrentForSequenceClassification(RecurrentPreTrainedModel):
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
         frontend_features: torch.Tensor | None = None,
-        **kwargs,
-    ) -> SequenceClassifierOutput | tuple:
+        **kwargs: Unpack[RecurrentKwargs],
+    ) -> SequenceClassifierOutput:
         r"""
         labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
             Class indices in `[0, config.num_labels)` (cross-entropy); floats of shape `(batch_size, num_labels)`
-            for multi-label classification (BCE); floats for regression when `config.num_labels == 1` (MSE).
+            for multi-label classification (BCE); floats for regression (MSE): of shape `(batch_size,)` when
+            `config.num_labels == 1`, `(batch_size, num_labels)` for several targets with
+            `problem_type="regression"`.
         frontend_features (`torch.Tensor` of shape `(batch_size, sequence_length, hidden_size)`, *optional*):
             Cached outputs of a fully frozen encoder frontend, used instead of running it (see [`RecurrentModel`]).
         """
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        check_forward_kwargs(kwargs)
         outputs = self.backbone(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -504,13 +541,11 @@ class RecurrentForSequenceClassification(RecurrentPreTrainedModel):
             output_hidden_states=output_hidden_states,
             return_dict=True,
             frontend_features=frontend_features,
+            **kwargs,
         )
         # 4. classify the pooled vector: (batch, num_labels)
         logits = self.classifier(outputs.pooler_output)
         loss = classification_loss(self.config, logits, labels) if labels is not None else None
-        if not return_dict:
-            output = (logits,) + ((outputs.hidden_states,) if outputs.hidden_states is not None else ())
-            return ((loss,) + output) if loss is not None else output
         return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
 
 
@@ -525,6 +560,7 @@ class RecurrentForTokenClassification(RecurrentPreTrainedModel):
         # Initialize weights and apply final processing
         self.post_init()
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -533,17 +569,16 @@ class RecurrentForTokenClassification(RecurrentPreTrainedModel):
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
         frontend_features: torch.Tensor | None = None,
-        **kwargs,
-    ) -> TokenClassifierOutput | tuple:
+        **kwargs: Unpack[RecurrentKwargs],
+    ) -> TokenClassifierOutput:
         r"""
         labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
             Tag indices in `[0, config.num_labels)`; -100 marks positions to ignore.
         frontend_features (`torch.Tensor` of shape `(batch_size, sequence_length, hidden_size)`, *optional*):
             Cached outputs of a fully frozen encoder frontend, used instead of running it (see [`RecurrentModel`]).
         """
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        check_forward_kwargs(kwargs)
         outputs = self.backbone(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -552,6 +587,7 @@ class RecurrentForTokenClassification(RecurrentPreTrainedModel):
             output_hidden_states=output_hidden_states,
             return_dict=True,
             frontend_features=frontend_features,
+            **kwargs,
         )
         # 4. classify every token: (batch, time, num_labels)
         logits = self.classifier(outputs.last_hidden_state)
@@ -560,9 +596,6 @@ class RecurrentForTokenClassification(RecurrentPreTrainedModel):
             if self.config.problem_type is None:
                 self.config.problem_type = "single_label_classification"
             loss = classification_loss(self.config, logits, labels)
-        if not return_dict:
-            output = (logits,) + ((outputs.hidden_states,) if outputs.hidden_states is not None else ())
-            return ((loss,) + output) if loss is not None else output
         return TokenClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
 
 
@@ -609,6 +642,7 @@ class GRUForTokenClassification(RecurrentForTokenClassification):
 
 
 __all__ = [
+    "RecurrentKwargs",
     "RecurrentPreTrainedModel",
     "RecurrentModel",
     "RNNModel",

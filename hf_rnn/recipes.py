@@ -3,8 +3,9 @@ or model is touched.
 
 A recipe has the top-level sections `model`, `tokenizer`, `data`, `training` and `hub`, plus `name`, `description`
 and `extends` (a recipe it builds on, merged key by key). `model` is either the name of a file in `configs/models/`
-or a mapping of config fields, optionally with `base:` naming such a file. Every key anywhere is checked: an unknown
-key is an error naming its place in the file and the closest valid key.
+or a mapping of config fields, optionally with `base:` naming such a file, checked by the config class itself.
+`training` is `transformers.TrainingArguments` with hf-rnn's defaults and keys (see `hf_rnn.training_spec`). Every
+key anywhere is checked: an unknown key is an error naming its place in the file and the closest valid key.
 
 Example:
 
@@ -26,18 +27,27 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from huggingface_hub.errors import StrictDataclassError
+from huggingface_hub.errors import StrictDataclassClassValidationError, StrictDataclassError
 from transformers import CONFIG_MAPPING, AutoConfig, PreTrainedConfig
 
-from . import CAUSAL_LM_CLASSES, MODEL_CLASSES
 from .configuration_rnn import RecurrentConfig, RNNConfig
 from .data import _LOCAL_BUILDERS, EMBEDDED_DATASETS, DataSpec
 from .frontends import WORD_VECTOR_ALIASES, frontend_config_for, frontend_is_cacheable, resolve_frontend
+from .registry import MODEL_FAMILIES, get_family, head_class, tasks
+from .registry import list_models as _list_models
 from .tokenization import TokenizerSpec
-from .utils import package_data_dir
+from .training_spec import (
+    METRIC_KEYS,
+    OWN_KEYS,
+    RNN_DEFAULTS,
+    OwnKeys,
+    TrainingSpec,
+    steps_fields,
+    training_field_hints,
+)
+from .utils import one_line, package_data_dir
 
-# metric names of a recipe -> their keys in the results (F1, precision and recall are macro averages)
-METRIC_KEYS = {"f1": "f1_macro", "precision": "precision_macro", "recall": "recall_macro"}
+__all__ = ["METRIC_KEYS", "Recipe", "RecipeError", "TrainingSpec", "load_recipe", "recipe_from_dict"]
 
 
 def strict_error_message(error: Exception) -> str:
@@ -56,6 +66,11 @@ DEFAULT_RECIPE = "quickstart"
 
 # the short model names of recipes -> transformers model types
 MODEL_TYPES = {"rnn": "hf_rnn", "lstm": "hf_lstm", "gru": "hf_gru"}
+# the tasks `hf-rnn train` trains (model.task); every other registered head is refused at validation
+TRAINABLE_TASKS = {
+    "sequence_classification": "text classification and regression",
+    "causal_lm": "language models",
+}
 # config fields a recipe does not set: they follow from the tokenizer and the data
 _DERIVED_FIELDS = {"vocab_size", "pad_token_id", "bos_token_id", "eos_token_id"}
 _FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
@@ -74,8 +89,9 @@ class ModelSpec:
 
     Args:
         type (`str`, *optional*, defaults to `"lstm"`): `"rnn"`, `"lstm"` or `"gru"`.
-        task (`str`, *optional*, defaults to `"sequence_classification"`): or `"token_classification"`, or
-            `"causal_lm"` for a language model (`*ForCausalLM`, see `hf_rnn/language_modeling.py`).
+        task (`str`, *optional*, defaults to `"sequence_classification"`): a task head of the registry
+            (`hf_rnn.registry.tasks()`); recipes train the tasks in `TRAINABLE_TASKS`: `"sequence_classification"`,
+            and `"causal_lm"` for a language model (`*ForCausalLM`, see `hf_rnn/language_modeling.py`).
         frontend_pretrained (`str`, *optional*): encoder weights to load into a `frontend: bert` model (a Hub name,
             a local folder, or `minilm` for the offline all-MiniLM-L6-v2); the encoder's config and tokenizer come
             with it, and it implies `frontend: bert`.
@@ -93,7 +109,7 @@ class ModelSpec:
     """
 
     type: Literal["rnn", "lstm", "gru"] = "lstm"
-    task: Literal["sequence_classification", "token_classification", "causal_lm"] = "sequence_classification"
+    task: str = "sequence_classification"
     frontend_pretrained: str | None = None
     cache_frontend: bool | None = None
     frontend_bf16: bool = False
@@ -108,7 +124,7 @@ class ModelSpec:
     def build_config(self, **derived) -> RecurrentConfig:
         """The transformers config: the recipe's fields plus derived ones (vocab_size, pad_token_id, id2label), and
         the encoder's config when `frontend_pretrained` names one."""
-        config_class = MODEL_CLASSES[self.model_type][0]
+        config_class = get_family(self.model_type).config_class
         fields = {**self.config, **derived}
         if self.frontend_pretrained is not None:
             fields.setdefault("frontend", "bert")
@@ -121,77 +137,6 @@ class ModelSpec:
         if self.cache_frontend is False or self.frontend_pretrained is None:
             return False
         return frontend_is_cacheable(config)
-
-
-@dataclass
-class TrainingSpec:
-    """The `training` section: `TrainingArguments` fields with RNN-appropriate defaults, and a few of hf_rnn's own.
-
-    The names are those of `transformers.TrainingArguments`; `early_stopping_patience`, `group_by_length`,
-    `flush_denormal`, `adaptive_threads` and `metrics` are hf_rnn's. The default learning rate is 1e-3 (Keras' Adam
-    default), not the Trainer's 5e-5, which is far too low for recurrent networks trained from scratch.
-    """
-
-    output_dir: str | None = None
-    num_train_epochs: float = 3.0
-    max_steps: int = -1
-    learning_rate: float = 1e-3
-    per_device_train_batch_size: int = 64
-    per_device_eval_batch_size: int = 256
-    gradient_accumulation_steps: int = 1
-    weight_decay: float = 0.0
-    warmup_steps: float = 0.0
-    lr_scheduler_type: str = "linear"
-    optim: str = "adamw_torch"
-    # gradient clipping by global norm, as the tutorials stress for recurrent networks
-    max_grad_norm: float = 1.0
-    label_smoothing_factor: float = 0.0
-    seed: int = 42
-    bf16: bool = False
-    eval_strategy: Literal["epoch", "steps", "no"] = "epoch"
-    eval_steps: int | None = None
-    save_strategy: Literal["epoch", "steps", "no"] = "epoch"
-    save_steps: int | None = None
-    save_total_limit: int | None = 2
-    logging_steps: int = 50
-    metric_for_best_model: str = "accuracy"
-    early_stopping_patience: int | None = 2
-    group_by_length: bool = True
-    # flush denormal floats to zero while training on CPU (x86 computes on them 10-100x slower; see hf_rnn.cpu)
-    flush_denormal: bool = True
-    # on CPU, train on the cores other processes leave free (see hf_rnn.cpu.AdaptiveThreads)
-    adaptive_threads: bool = True
-    dataloader_num_workers: int = 0
-    metrics: list[str] = field(default_factory=lambda: ["accuracy", "f1", "roc_auc"])
-
-    def __post_init__(self):
-        for name in ("num_train_epochs", "learning_rate", "per_device_train_batch_size", "per_device_eval_batch_size"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}.")
-        for name in ("weight_decay", "warmup_steps", "max_grad_norm", "label_smoothing_factor"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}.")
-        if self.label_smoothing_factor >= 1:
-            raise ValueError(f"label_smoothing_factor must be in [0, 1), got {self.label_smoothing_factor}.")
-        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
-            raise ValueError(f"early_stopping_patience must be >= 1 or null, got {self.early_stopping_patience}.")
-        if self.early_stopping_patience is not None and self.eval_strategy == "no":
-            raise ValueError("early_stopping_patience needs evaluation; set eval_strategy to epoch or steps.")
-        if self.eval_strategy == "steps" and self.eval_steps is None:
-            raise ValueError("eval_strategy 'steps' needs eval_steps.")
-        if self.eval_strategy == "no" and self.save_strategy == "steps" and self.save_steps is None:
-            raise ValueError("save_strategy 'steps' needs save_steps.")
-        if self.eval_strategy != "no" and self.save_strategy != self.eval_strategy:
-            raise ValueError(
-                f"save_strategy {self.save_strategy!r} differs from eval_strategy {self.eval_strategy!r}; best-model "
-                "selection needs a checkpoint at every evaluation, so set them equal."
-            )
-        produced = {"loss", *(METRIC_KEYS.get(name, name) for name in self.metrics)}
-        if self.eval_strategy != "no" and self.metric_for_best_model not in produced:
-            raise ValueError(
-                f"metric_for_best_model {self.metric_for_best_model!r} is not computed; with metrics "
-                f"{self.metrics} it can be one of {', '.join(sorted(produced))}."
-            )
 
 
 @dataclass
@@ -277,7 +222,7 @@ class Recipe:
             "model": model,
             "tokenizer": dataclasses.asdict(self.tokenizer),
             "data": dataclasses.asdict(self.data),
-            "training": dataclasses.asdict(self.training),
+            "training": self.training.to_dict(),
             "hub": dataclasses.asdict(self.hub),
         }
         if self.reference is not None:
@@ -290,8 +235,8 @@ class Recipe:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
-_SECTIONS = {"tokenizer": TokenizerSpec, "data": DataSpec, "training": TrainingSpec, "hub": HubSpec}
-_TOP_LEVEL = {"name", "description", "extends", "model", "reference", "search", *_SECTIONS}
+_SECTIONS = {"tokenizer": TokenizerSpec, "data": DataSpec, "hub": HubSpec}
+_TOP_LEVEL = {"name", "description", "extends", "model", "training", "reference", "search", *_SECTIONS}
 
 
 # --- reading YAML with positions ------------------------------------------------------------------------------
@@ -427,10 +372,12 @@ _ALIASES = {
 }
 
 
-def _unknown_key(key: str, allowed: set[str], place: str, section: str) -> RecipeError:
+def _unknown_key(key: str, allowed: set[str], place: str, section: str, listing: str | None = None) -> RecipeError:
     close = [_ALIASES[key]] if _ALIASES.get(key) in allowed else difflib.get_close_matches(key, sorted(allowed), n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    return RecipeError(f"{place}: unknown key {key!r} in {section}.{hint} Allowed: {', '.join(sorted(allowed))}.")
+    return RecipeError(
+        f"{place}: unknown key {key!r} in {section}.{hint} Allowed: {listing or ', '.join(sorted(allowed))}."
+    )
 
 
 def _type_name(hint: Any) -> str:
@@ -495,9 +442,52 @@ def _check_fields(values: dict, hints: dict[str, Any], section: str, where: _Whe
             raise _unknown_key(key, set(hints), place, section)
         ok, converted = _coerce(value, hints[key])
         if not ok:
-            raise RecipeError(f"{place}: {section}.{key} must be {_type_name(hints[key])}, got {value!r}.")
+            close = difflib.get_close_matches(value, _choices(hints[key]), n=1) if isinstance(value, str) else []
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise RecipeError(f"{place}: {section}.{key} must be {_type_name(hints[key])}, got {value!r}.{hint}")
         checked[key] = converted
     return checked
+
+
+def _choices(hint: Any) -> list[str]:
+    """The string values a hint allows by name (its `Literal`s, also inside unions and lists)."""
+    if typing.get_origin(hint) is Literal:
+        return [a for a in typing.get_args(hint) if isinstance(a, str)]
+    return [choice for arg in typing.get_args(hint) for choice in _choices(arg)]
+
+
+def _build_training(values: Any, where: _Where) -> TrainingSpec:
+    """The `training` section: `TrainingArguments` fields typed as transformers declares them, hf-rnn's own keys,
+    and a trial `TrainingArguments` so that its own checks fail here, before any data is read."""
+    from .training_spec import build_training_arguments
+
+    hints = training_field_hints()
+    own_hints = {name: typing.get_type_hints(OwnKeys)[name] for name in OWN_KEYS}
+    # hf-rnn's defaults are valid values too (save_steps: null, as recipe.yaml writes it)
+    for name, default in RNN_DEFAULTS.items():
+        hints[name] = hints[name] | Literal[default] if default is None else hints[name]
+    listing = f"the fields of transformers.TrainingArguments and hf-rnn's {', '.join(sorted(OWN_KEYS))}"
+    values = values if values is not None else {}
+    if isinstance(values, dict):
+        for key in values:
+            if str(key) not in hints and str(key) not in own_hints:
+                place = where.of(("training", str(key)))
+                raise _unknown_key(str(key), {*hints, *own_hints}, place, "training", listing)
+    checked = _check_fields(values, {**hints, **own_hints}, "training", where)
+    for key in steps_fields():
+        if type(values.get(key)) is int:
+            # a number of steps stays an int (`logging_steps: 50`, not 50.0); fractions of training are floats
+            checked[key] = values[key]
+    own = {name: checked.pop(name) for name in list(checked) if name in own_hints}
+    try:
+        spec = TrainingSpec(checked, **own)
+        build_training_arguments(spec, "checkpoints")
+    except (ValueError, TypeError) as error:
+        # hf-rnn's checks name their field (`error.field`); TrainingArguments' own point at the section
+        field_name = getattr(error, "field", None)
+        place = where.of(("training", field_name) if field_name in values else ("training",))
+        raise RecipeError(f"{place}: training: {one_line(error)}") from None
+    return spec
 
 
 def _build_section(cls: type, values: Any, section: str, where: _Where):
@@ -522,31 +512,67 @@ def _build_model(values: Any, where: _Where, source: Path | None) -> ModelSpec:
         base_where = _Where()
         base_path = _resolve_file(str(base), MODELS_DIR, source, "model")
         base_data = _read_yaml(base_path, base_where, prefix=("model",))
+        # a model file's one-line description is for `hf-rnn list`, not a config field
+        base_data.pop("description", None)
         if "base" in base_data:
             raise RecipeError(
                 f"{base_where.of(('model', 'base'))}: a model file cannot name another base; copy its fields instead."
             )
         where.places = {**base_where.places, **where.places}
         values = _merge(base_data, values)
-    config_hints = _config_fields()
     spec_hints = {name: hint for name, hint in typing.get_type_hints(ModelSpec).items() if name != "config"}
-    checked = _check_fields(values, {**spec_hints, **config_hints}, "model", where)
-    spec = ModelSpec(**{name: checked.pop(name) for name in spec_hints if name in checked}, config=checked)
+    allowed = {*spec_hints, *_config_fields()}
+    for key in values:
+        if str(key) not in allowed:
+            raise _unknown_key(str(key), allowed, where.of(("model", str(key))), "model")
+    spec_values = _check_fields({k: v for k, v in values.items() if k in spec_hints}, spec_hints, "model", where)
+    spec = ModelSpec(**spec_values, config={k: v for k, v in values.items() if k not in spec_hints})
+    if spec.task not in tasks():
+        close = difflib.get_close_matches(spec.task, tasks(), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise RecipeError(
+            f"{where.of(('model', 'task'))}: model.task {spec.task!r} is not a task of hf_rnn's models.{hint} "
+            f"Tasks: {', '.join(tasks())}."
+        )
     if spec.type != "rnn" and "nonlinearity" in spec.config:
         raise RecipeError(f"{where.of(('model', 'nonlinearity'))}: model.nonlinearity applies to type 'rnn' only.")
+    _check_config_values(spec, where)
     _check_pretrained_inputs(spec, where)
     _check_frontend_config_keys(spec, where)
     try:
-        # validate the architecture now, before any data is read; vocab_size and labels follow later
+        # the config class validates the architecture now, before any data is read; vocab_size and labels follow
         config = spec.build_config()
+    except StrictDataclassClassValidationError as error:
+        # validate_architecture raises errors that name their field (`error.field`): point at its line
+        cause = error.__cause__
+        field_name = getattr(cause, "field", None)
+        place = where.of(("model", field_name) if field_name in spec.config else ("model",))
+        raise RecipeError(f"{place}: model: {one_line(cause or error)}") from None
     except (ValueError, StrictDataclassError) as error:
-        # the strict error spans lines ("Class validation error ...:\n    ValueError: ..."); keep the cause
-        message = strict_error_message(error)
-        named = [key for key in spec.config if re.match(rf"{key}\b", message) or f"'{key}'" in message]
-        place = where.of(("model", named[0]) if named else ("model",))
-        raise RecipeError(f"{place}: model: {message}") from None
+        raise RecipeError(f"{where.of(('model',))}: model: {strict_error_message(error)}") from None
     _check_frontend_cache(spec, config, where)
     return spec
+
+
+def _check_config_values(spec: ModelSpec, where: _Where) -> None:
+    """Each config field's value, checked by the config class's own field validators (the strict dataclass's)."""
+    config_class = get_family(spec.model_type).config_class
+    hints = _config_fields()
+    for key, value in spec.config.items():
+        numeric = float in typing.get_args(hints.get(key))
+        if isinstance(value, str) and numeric and _FLOAT_TEXT.fullmatch(value.strip()):
+            # YAML 1.1 reads `5e-1` (no dot) as a string; a float field takes what Python reads as a number
+            spec.config[key] = value = float(value)
+        for validator in config_class.__validators__.get(key, []):
+            try:
+                validator(value)
+            except (TypeError, ValueError) as error:
+                raise RecipeError(f"{where.of(('model', key))}: model.{key}: {one_line(error)}") from None
+
+
+def build_model_spec(values: dict) -> ModelSpec:
+    """A validated `model` section from a dict (`{"base": "bilstm", "hidden_size": 32}`), as `create_model` takes."""
+    return _build_model(values, _Where(), None)
 
 
 def _check_frontend_config_keys(spec: ModelSpec, where: _Where) -> None:
@@ -634,9 +660,11 @@ def recipe_from_dict(data: dict, name: str = "recipe", where: _Where | None = No
         name=str(data.get("name", name)),
         description=str(data.get("description", "")),
         model=_build_model(data.get("model"), where, source),
+        training=_build_training(data.get("training"), where),
         source=str(source) if source else None,
         **{section: _build_section(cls, data.get(section), section, where) for section, cls in _SECTIONS.items()},
     )
+    check_task(recipe.model, where)
     if data.get("reference") is not None:
         recipe.reference = _build_section(ReferenceSpec, data["reference"], "reference", where)
         if recipe.reference.metric not in recipe.training.metrics:
@@ -681,6 +709,18 @@ def _check_causal_lm(recipe: Recipe, where: _Where) -> None:
         )
 
 
+def check_task(spec: ModelSpec, where: _Where | None = None) -> None:
+    """Recipes train the tasks of `TRAINABLE_TASKS` only: another head is refused at validation, not after data
+    loading (training checks again for a `Recipe` built in Python)."""
+    if spec.task not in TRAINABLE_TASKS:
+        place = where.of(("model", "task")) if where is not None else "recipe"
+        raise RecipeError(
+            f"{place}: model.task {spec.task!r}: recipes train "
+            f"{', '.join(f'{task} ({what})' for task, what in TRAINABLE_TASKS.items())}; build a {spec.task} model "
+            "with hf_rnn.create_model(name, task=...) and train it with your own Trainer."
+        )
+
+
 def load_recipe(name_or_path: str | Path | None = None, overrides: list[str] | None = None) -> Recipe:
     """Loads, merges (`extends`, `model.base`, `--set` overrides) and validates a recipe.
 
@@ -706,8 +746,8 @@ def list_recipes() -> list[str]:
 
 
 def list_models() -> list[str]:
-    """Names of the model definitions shipped in `configs/models/`."""
-    return sorted(p.stem for p in MODELS_DIR.glob("*.yaml"))
+    """Names of the model definitions shipped in `configs/models/` (see `hf_rnn.list_models` for patterns)."""
+    return _list_models()
 
 
 def build_untrained_model(name_or_path: str):
@@ -720,13 +760,12 @@ def build_untrained_model(name_or_path: str):
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"{path} is not a model directory: it has no config.json.")
         config = AutoConfig.from_pretrained(path)
-        if config.model_type not in MODEL_CLASSES:
+        if config.model_type not in MODEL_FAMILIES:
             raise ValueError(
-                f"{path} holds a {config.model_type!r} model, not an hf_rnn one ({sorted(MODEL_CLASSES)})."
+                f"{path} holds a {config.model_type!r} model, not an hf_rnn one ({sorted(MODEL_FAMILIES)})."
             )
-        if any(name.endswith("ForCausalLM") for name in config.architectures or []):
-            return CAUSAL_LM_CLASSES[config.model_type](config)
-        return MODEL_CLASSES[config.model_type][2](config)
+        task = "causal_lm" if any(name.endswith("ForCausalLM") for name in config.architectures or []) else None
+        return head_class(config.model_type, task or "sequence_classification")(config)
     is_recipe = name_or_path in list_recipes() or (
         path.is_file()
         and isinstance(data := yaml.safe_load(path.read_text(encoding="utf-8")), dict)
@@ -737,10 +776,7 @@ def build_untrained_model(name_or_path: str):
         spec, derived = recipe.model, {"vocab_size": recipe.tokenizer.max_tokens}
     else:
         spec, derived = _build_model({"base": name_or_path}, _Where(), None), {}
-    classes = MODEL_CLASSES[spec.model_type]
-    if spec.task == "causal_lm":
-        return CAUSAL_LM_CLASSES[spec.model_type](spec.build_config(**derived))
-    return (classes[2] if spec.task == "sequence_classification" else classes[3])(spec.build_config(**derived))
+    return head_class(spec.model_type, spec.task)(spec.build_config(**derived))
 
 
 def load_data_spec(path: str | Path) -> DataSpec:

@@ -28,7 +28,6 @@ from .recipes import (
     ModelSpec,
     Recipe,
     RecipeError,
-    TrainingSpec,
     _coerce,
     _config_fields,
     _type_name,
@@ -36,6 +35,7 @@ from .recipes import (
     _Where,
     recipe_from_dict,
 )
+from .training_spec import OWN_KEYS, training_field_hints
 
 # the tokenizer, the data, the metrics and the callbacks are built once per search; a frontend's cached outputs too.
 # Evaluation and checkpoint timing stay fixed as well: trials are compared (and pruned) at the same steps.
@@ -63,7 +63,8 @@ def searchable_keys(section: str) -> set[str]:
     """The keys of a recipe section that a search may vary: each trial builds its model (`model_init`) and its
     `TrainingArguments` from its own recipe, while the tokenized data stays the same."""
     if section == "training":
-        return {f.name for f in dataclasses.fields(TrainingSpec)} - _FIXED_TRAINING_KEYS
+        # every TrainingArguments field and hf-rnn's own training keys (see hf_rnn.training_spec)
+        return {*training_field_hints(), *OWN_KEYS} - _FIXED_TRAINING_KEYS
     spec_keys = {f.name for f in dataclasses.fields(ModelSpec)} - {"config"} - _FIXED_MODEL_KEYS
     config_keys = {key for key in _config_fields() if not key.startswith(_FIXED_MODEL_PREFIXES)}
     return spec_keys | config_keys

@@ -43,7 +43,7 @@ from transformers import (
 )
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from . import CAUSAL_LM_CLASSES, MODEL_CLASSES, __version__
+from . import CAUSAL_LM_CLASSES, __version__
 from .cards import write_model_card
 from .configuration_rnn import RecurrentConfig
 from .cpu import AdaptiveThreads, flushed_denormals
@@ -57,8 +57,10 @@ from .frontends import (
 )
 from .hub import push_model
 from .modeling_rnn import build_frontend
-from .recipes import METRIC_KEYS, Recipe, RecipeError, load_data_spec, strict_error_message
+from .recipes import Recipe, RecipeError, check_task, load_data_spec, strict_error_message
+from .registry import MODEL_FAMILIES, head_class
 from .tokenization import TextEncoder, build_tokenizer, tokenize_dataset
+from .training_spec import METRIC_KEYS, build_training_arguments, cpu_only
 from .utils import one_line
 
 logger = logging.getLogger(__name__)
@@ -194,55 +196,13 @@ class StopOnNonFiniteLoss(TrainerCallback):
             )
 
 
-def _cpu_only() -> bool:
-    """No accelerator here: `TrainingArguments(use_cpu=...)` must say so for bf16 autocast and for DDP over gloo."""
-    return not (torch.cuda.is_available() or torch.backends.mps.is_available())
-
-
 def training_arguments(recipe: Recipe, checkpoint_dir: Path) -> TrainingArguments:
-    """Maps the recipe's `training` section onto `TrainingArguments`."""
-    spec = recipe.training
-    evaluate_during_training = spec.eval_strategy != "no"
-    return TrainingArguments(
-        output_dir=str(checkpoint_dir),
-        num_train_epochs=spec.num_train_epochs,
-        max_steps=spec.max_steps,
-        learning_rate=spec.learning_rate,
-        per_device_train_batch_size=spec.per_device_train_batch_size,
-        per_device_eval_batch_size=spec.per_device_eval_batch_size,
-        gradient_accumulation_steps=spec.gradient_accumulation_steps,
-        weight_decay=spec.weight_decay,
-        warmup_steps=spec.warmup_steps,
-        lr_scheduler_type=spec.lr_scheduler_type,
-        optim=spec.optim,
-        max_grad_norm=spec.max_grad_norm,
-        label_smoothing_factor=spec.label_smoothing_factor,
-        seed=spec.seed,
-        bf16=spec.bf16,
-        eval_strategy=spec.eval_strategy,
-        eval_steps=spec.eval_steps,
-        # best-model selection needs a checkpoint at every evaluation
-        save_strategy=spec.eval_strategy if evaluate_during_training else spec.save_strategy,
-        save_steps=spec.eval_steps if evaluate_during_training else spec.save_steps,
-        save_total_limit=spec.save_total_limit,
-        load_best_model_at_end=evaluate_during_training,
-        metric_for_best_model=spec.metric_for_best_model if evaluate_during_training else None,
-        logging_strategy="steps",
-        logging_steps=spec.logging_steps,
-        # report a NaN/inf loss as it is (the default averages it away), so training stops on it
-        logging_nan_inf_filter=False,
-        # length-grouped batches: little padding, which is most of the RNN's speed on CPU
-        train_sampling_strategy="group_by_length" if spec.group_by_length else "random",
-        length_column_name="length",
-        # keep the `length` column for the sampler; the collator drops what the model does not take
-        remove_unused_columns=False,
-        dataloader_num_workers=spec.dataloader_num_workers,
-        dataloader_pin_memory=torch.cuda.is_available(),
-        # without an accelerator, say so: then `torchrun` / `accelerate launch --multi_gpu` run DDP over gloo on CPU
-        use_cpu=_cpu_only(),
-        report_to="none",
-        save_only_model=False,
-    )
+    """The recipe's `training` section as `TrainingArguments` (see `hf_rnn.training_spec`)."""
+    args = build_training_arguments(recipe.training, checkpoint_dir)
+    if args.fp16 and args.use_cpu:
+        # accelerate runs fp16 as plain fp32 on a CPU; say so rather than let the setting look honoured
+        logger.warning("training.fp16 has no effect on a CPU (it trains in fp32); use training.bf16 there.")
+    return args
 
 
 def prepare_tokenizer(recipe: Recipe, texts: Iterable[str], work_dir: Path, args: TrainingArguments):
@@ -318,13 +278,9 @@ def model_config(recipe: Recipe, tokenizer: PreTrainedTokenizerBase, label_names
 def build_model(recipe: Recipe, tokenizer: PreTrainedTokenizerBase, label_names: list[str]):
     """The model for the recipe: sized to the tokenizer, labelled with the data's labels, with pretrained encoder
     weights or word vectors loaded (and frozen) as the recipe says."""
-    if recipe.model.task != "sequence_classification":
-        raise RecipeError(
-            f"model.task {recipe.model.task!r}: recipes train sequence classifiers only; build a "
-            "*ForTokenClassification model in Python and train it with your own Trainer."
-        )
     spec = recipe.model
-    model = MODEL_CLASSES[spec.model_type][2](model_config(recipe, tokenizer, label_names))
+    check_task(spec)
+    model = head_class(spec.model_type, spec.task)(model_config(recipe, tokenizer, label_names))
     if spec.frontend_pretrained is not None:
         load_pretrained_frontend(model, spec.frontend_pretrained)
     if spec.embedding_init is not None:
@@ -549,7 +505,11 @@ def _metrics_only(results: dict[str, float], prefix: str) -> dict[str, float]:
 
 
 def _finalize(work_dir: Path, output_dir: Path) -> None:
-    """Drops the checkpoints and renames the finished work dir into place; a replaced model is deleted last."""
+    """Drops the checkpoints and renames the finished work dir into place; a replaced model is deleted last.
+    Logs that `report_to: tensorboard` wrote beside the checkpoints (`runs/`) move into the model directory."""
+    if (work_dir / "checkpoints" / "runs").is_dir():
+        shutil.rmtree(work_dir / "runs", ignore_errors=True)
+        os.replace(work_dir / "checkpoints" / "runs", work_dir / "runs")
     shutil.rmtree(work_dir / "checkpoints", ignore_errors=True)
     previous = None
     if output_dir.exists():
@@ -583,7 +543,7 @@ def load_model_dir(model_dir: str | Path, allow_pickle: bool = False):
     except StrictDataclassError as error:
         cause = strict_error_message(error)
         raise ValueError(f"{model_dir}/config.json holds an invalid value: {cause}") from None
-    if config.model_type not in MODEL_CLASSES:
+    if config.model_type not in MODEL_FAMILIES:
         raise ValueError(f"{model_dir} holds a {config.model_type!r} model, not an hf_rnn one.")
     has_safetensors = any(model_dir.glob("*.safetensors"))
     pickles = sorted(p.name for p in model_dir.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
@@ -609,8 +569,8 @@ def load_model_dir(model_dir: str | Path, allow_pickle: bool = False):
 def _model_class(config) -> type:
     """The class a model directory holds: its language model when config.json says so, else the classifier."""
     if any(name.endswith("ForCausalLM") for name in config.architectures or []):
-        return CAUSAL_LM_CLASSES[config.model_type]
-    return MODEL_CLASSES[config.model_type][2]
+        return head_class(config.model_type, "causal_lm")
+    return head_class(config.model_type)
 
 
 def _check_weight_shapes(model_dir: Path, config) -> None:
@@ -674,7 +634,7 @@ def evaluate_model(
         per_device_eval_batch_size=256,
         dataloader_pin_memory=torch.cuda.is_available(),
         bf16=bf16,
-        use_cpu=_cpu_only(),
+        use_cpu=cpu_only(),
     )
     trainer = RecurrentTrainer(
         model=model,

@@ -6,7 +6,7 @@ import json
 import pytest
 from huggingface_hub.errors import StrictDataclassError
 
-from hf_rnn import MODEL_CLASSES, GRUConfig, LSTMConfig, RNNConfig
+from hf_rnn import MODEL_FAMILIES, GRUConfig, LSTMConfig, RNNConfig
 
 CONFIG_ERRORS = (ValueError, StrictDataclassError)
 
@@ -51,9 +51,9 @@ def test_edited_config_json_fails_at_from_pretrained(tmp_path, kwargs, message):
         LSTMConfig.from_pretrained(tmp_path)
 
 
-@pytest.mark.parametrize("model_type", sorted(MODEL_CLASSES))
+@pytest.mark.parametrize("model_type", sorted(MODEL_FAMILIES))
 def test_round_trip_keeps_every_field(model_type, tmp_path):
-    config_class = MODEL_CLASSES[model_type][0]
+    config_class = MODEL_FAMILIES[model_type].config_class
     config = config_class(
         vocab_size=500,
         hidden_size=12,

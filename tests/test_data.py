@@ -11,6 +11,7 @@ import torch
 from datasets import Dataset
 
 from hf_rnn.data import EMBEDDED_DATASETS, DataSpec, EmbeddedDataset, PaddingCollator, load_splits, sort_by_length
+from hf_rnn.embedded import _EMBEDDED_CACHE_FORMAT
 from hf_rnn.tokenization import TokenizerSpec, build_tokenizer, tokenize_dataset
 
 
@@ -63,7 +64,7 @@ def test_imdb_second_load_is_identical_and_cached(imdb, datasets_cache):
         assert again[name]["label"][:] == splits[name]["label"][:]
     cached = [path.name for path in (datasets_cache / "hf_rnn").iterdir()]
     # the atomic write leaves the final directory only, no temporary one
-    assert [name for name in cached if name.startswith("imdb")] == ["imdb-0.0.2-format1"]
+    assert [name for name in cached if name.startswith("imdb")] == [f"imdb-0.0.2-format{_EMBEDDED_CACHE_FORMAT}"]
     assert not [name for name in cached if name.startswith(".")]
 
 

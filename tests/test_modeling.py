@@ -7,10 +7,10 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoModelForTokenClassification
 
-from hf_rnn import MODEL_CLASSES, summary
+from hf_rnn import MODEL_FAMILIES, summary
 from hf_rnn.configuration_rnn import POOLINGS
 
-MODEL_TYPES = sorted(MODEL_CLASSES)
+MODEL_TYPES = sorted(MODEL_FAMILIES)
 
 
 class RecurrentModelTester:
@@ -22,7 +22,10 @@ class RecurrentModelTester:
     num_labels = 3
 
     def __init__(self, model_type: str, **overrides):
-        self.config_class, self.base_class, self.sequence_class, self.token_class = MODEL_CLASSES[model_type]
+        family = MODEL_FAMILIES[model_type]
+        self.config_class, self.base_class = family.config_class, family.base_model
+        self.sequence_class = family.heads["sequence_classification"]
+        self.token_class = family.heads["token_classification"]
         self.overrides = overrides
 
     def get_config(self, **extra):

@@ -71,10 +71,10 @@ BAD_RECIPES = [
     ("training:\n  learning_rate: fast\n", r"recipe.yaml:2: training.learning_rate must be float, got 'fast'"),
     ("training:\n  per_device_train_batch_size: 0\n", r"per_device_train_batch_size must be positive, got 0"),
     ("training:\n  bf16: maybe\n", r"training.bf16 must be bool, got 'maybe'"),
-    ("training:\n  eval_strategy: hourly\n", r"training.eval_strategy must be one of 'epoch', 'steps', 'no'"),
+    ("training:\n  eval_strategy: hourly\n", r"training.eval_strategy must be one of 'no', 'steps', 'epoch'"),
     (
         "model:\n  type: lstm\n  pooling: median\n",
-        r"recipe.yaml:3: model.pooling must be one of 'last', 'mean'",
+        r"recipe.yaml:3: model.pooling: Field 'pooling' expected one of \('last', 'mean'",
     ),
     ("model:\n  type: transformer\n", r"model.type must be one of 'rnn', 'lstm', 'gru', got 'transformer'"),
     (

@@ -9,7 +9,7 @@ from huggingface_hub.errors import StrictDataclassError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hf_rnn import MODEL_CLASSES
+from hf_rnn import MODEL_FAMILIES
 from hf_rnn.configuration_rnn import ACTIVATIONS, MERGE_MODES, POOLINGS
 from hf_rnn.recipes import RecipeError, recipe_from_dict
 
@@ -17,7 +17,7 @@ SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[Healt
 
 valid_configs = st.fixed_dictionaries(
     {
-        "model_type": st.sampled_from(sorted(MODEL_CLASSES)),
+        "model_type": st.sampled_from(sorted(MODEL_FAMILIES)),
         "vocab_size": st.integers(3, 60),
         "embedding_dim": st.integers(1, 12),
         "hidden_size": st.integers(1, 10),
@@ -36,7 +36,8 @@ valid_configs = st.fixed_dictionaries(
 
 def build(params: dict):
     params = dict(params)
-    config_class, _, sequence_class, _ = MODEL_CLASSES[params.pop("model_type")]
+    family = MODEL_FAMILIES[params.pop("model_type")]
+    config_class, sequence_class = family.config_class, family.heads["sequence_classification"]
     num_labels = params.pop("num_labels")
     config = config_class(**params, id2label={i: f"l{i}" for i in range(num_labels)})
     return sequence_class(config).eval()
@@ -94,12 +95,12 @@ INVALID_VALUES = {
 
 @SETTINGS
 @given(
-    data=st.data(), field=st.sampled_from(sorted(INVALID_VALUES)), model_type=st.sampled_from(sorted(MODEL_CLASSES))
+    data=st.data(), field=st.sampled_from(sorted(INVALID_VALUES)), model_type=st.sampled_from(sorted(MODEL_FAMILIES))
 )
 def test_random_invalid_configs_raise_only_validation_errors(data, field, model_type):
     value = data.draw(INVALID_VALUES[field])
     with pytest.raises((ValueError, StrictDataclassError)):
-        MODEL_CLASSES[model_type][0](**{field: value})
+        MODEL_FAMILIES[model_type].config_class(**{field: value})
 
 
 @SETTINGS
