@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -30,10 +31,7 @@ import numpy as np
 import torch
 import transformers
 from datasets import DatasetDict, Value
-from huggingface_hub.errors import StrictDataclassError
-from safetensors import SafetensorError, safe_open
 from transformers import (
-    AutoConfig,
     AutoTokenizer,
     EarlyStoppingCallback,
     PreTrainedTokenizerBase,
@@ -56,12 +54,14 @@ from .frontends import (
     resolve_frontend,
 )
 from .hub import push_model
+from .model_dir import load_model_dir, read_data_spec
 from .modeling_rnn import build_frontend
-from .recipes import METRIC_KEYS, Recipe, RecipeError, load_data_spec, strict_error_message
+from .recipes import METRIC_KEYS, Recipe, RecipeError
 from .tokenization import TextEncoder, build_tokenizer, tokenize_dataset
-from .utils import one_line
 
 logger = logging.getLogger(__name__)
+
+# load_model_dir lives in model_dir.py; imported above, it stays importable as `hf_rnn.training.load_model_dir`
 
 METRICS_DIR = Path(__file__).parent / "metrics"
 # extra arguments of the metrics whose defaults do not fit multi-class classification
@@ -563,74 +563,6 @@ def _finalize(work_dir: Path, output_dir: Path) -> None:
 # --- using a trained model ------------------------------------------------------------------------------------
 
 
-def load_model_dir(model_dir: str | Path, allow_pickle: bool = False):
-    """Loads the model and tokenizer of an hf_rnn model directory, with a one-line error naming what is wrong.
-
-    Weights load from safetensors only: a pickled `pytorch_model.bin` can run code when unpickled, so it is refused
-    unless `allow_pickle=True`, and even then it is read with `torch.load(weights_only=True)`.
-    """
-    model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise FileNotFoundError(f"{model_dir} is not a model directory: no such folder.")
-    if not (model_dir / "config.json").is_file():
-        raise FileNotFoundError(f"{model_dir} is not a model directory: it has no config.json.")
-    try:
-        json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{model_dir}/config.json is not valid JSON ({error}); restore it from the Hub or a backup.")
-    try:
-        config = AutoConfig.from_pretrained(model_dir)
-    except StrictDataclassError as error:
-        cause = strict_error_message(error)
-        raise ValueError(f"{model_dir}/config.json holds an invalid value: {cause}") from None
-    if config.model_type not in MODEL_CLASSES:
-        raise ValueError(f"{model_dir} holds a {config.model_type!r} model, not an hf_rnn one.")
-    has_safetensors = any(model_dir.glob("*.safetensors"))
-    pickles = sorted(p.name for p in model_dir.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
-    if not has_safetensors:
-        if not pickles:
-            raise FileNotFoundError(f"{model_dir} has no weights (model.safetensors is missing).")
-        if not allow_pickle:
-            raise ValueError(
-                f"{model_dir} holds only pickled weights ({', '.join(pickles)}), which can run code when loaded; "
-                "convert them to safetensors, or pass --allow-pickle (allow_pickle=True) if you trust the source."
-            )
-    if has_safetensors:
-        _check_weight_shapes(model_dir, config)
-    try:
-        model = _model_class(config).from_pretrained(model_dir, config=config, use_safetensors=has_safetensors)
-    except (OSError, RuntimeError, SafetensorError) as error:
-        # truncated or corrupt files, and weights whose shapes do not match the config
-        raise ValueError(f"{model_dir}: the weights do not load: {one_line(error, first_only=True)}") from None
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    return model.eval(), tokenizer
-
-
-def _model_class(config) -> type:
-    """The class a model directory holds: its language model when config.json says so, else the classifier."""
-    if any(name.endswith("ForCausalLM") for name in config.architectures or []):
-        return CAUSAL_LM_CLASSES[config.model_type]
-    return MODEL_CLASSES[config.model_type][2]
-
-
-def _check_weight_shapes(model_dir: Path, config) -> None:
-    """Names the first tensor whose saved shape differs from what config.json describes."""
-    with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in _model_class(config)(config).state_dict().items()}
-    for path in sorted(model_dir.glob("*.safetensors")):
-        try:
-            with safe_open(path, framework="pt") as weights:
-                saved = {key: tuple(weights.get_slice(key).get_shape()) for key in weights.keys()}
-        except SafetensorError as error:
-            raise ValueError(f"{path} is not a readable safetensors file ({error}); re-download or re-save it.")
-        for key, shape in saved.items():
-            if key in expected and expected[key] != shape:
-                raise ValueError(
-                    f"{path.name}: {key} has shape {list(shape)} but config.json describes {list(expected[key])}; "
-                    "the config and the weights do not belong together."
-                )
-
-
 def _refuse_language_model(model, model_dir: str | Path, command: str) -> None:
     if type(model) in CAUSAL_LM_CLASSES.values():
         raise ValueError(
@@ -654,10 +586,7 @@ def evaluate_model(
     model, tokenizer = load_model_dir(model_dir, allow_pickle=allow_pickle)
     _refuse_language_model(model, model_dir, "hf-rnn eval")
     if data is None:
-        recipe_path = Path(model_dir) / "recipe.yaml"
-        if not recipe_path.is_file():
-            raise FileNotFoundError(f"{model_dir} has no recipe.yaml; say which data to evaluate on with --data.")
-        data = load_data_spec(recipe_path)
+        data = read_data_spec(model_dir)
     splits, label_names = load_splits(data)
     known = model.config.label2id
     unknown = sorted(set(label_names) - set(known))
@@ -669,7 +598,8 @@ def evaluate_model(
     # length-sorted batches carry the least padding
     tokenized = sort_by_length(tokenize_dataset(dataset, tokenizer))
     args = TrainingArguments(
-        output_dir=str(Path(model_dir) / ".eval"),
+        # the Trainer writes nothing here when it only evaluates; the model directory may be read-only
+        output_dir=tempfile.gettempdir(),
         report_to="none",
         per_device_eval_batch_size=256,
         dataloader_pin_memory=torch.cuda.is_available(),
