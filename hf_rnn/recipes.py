@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import yaml
 from huggingface_hub.errors import StrictDataclassError
-from transformers import CONFIG_MAPPING, AutoConfig, PreTrainedConfig
+from transformers import CONFIG_MAPPING, PreTrainedConfig
 
 from . import CAUSAL_LM_CLASSES, MODEL_CLASSES
 from .configuration_rnn import RecurrentConfig, RNNConfig
@@ -717,16 +717,10 @@ def build_untrained_model(name_or_path: str):
     """
     path = Path(name_or_path)
     if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"{path} is not a model directory: it has no config.json.")
-        config = AutoConfig.from_pretrained(path)
-        if config.model_type not in MODEL_CLASSES:
-            raise ValueError(
-                f"{path} holds a {config.model_type!r} model, not an hf_rnn one ({sorted(MODEL_CLASSES)})."
-            )
-        if any(name.endswith("ForCausalLM") for name in config.architectures or []):
-            return CAUSAL_LM_CLASSES[config.model_type](config)
-        return MODEL_CLASSES[config.model_type][2](config)
+        from .model_dir import model_class, read_config  # model_dir imports this module
+
+        config = read_config(path)
+        return model_class(config)(config)
     is_recipe = name_or_path in list_recipes() or (
         path.is_file()
         and isinstance(data := yaml.safe_load(path.read_text(encoding="utf-8")), dict)
