@@ -56,14 +56,13 @@ from .frontends import (
 from .hub import push_model
 from .model_dir import load_model_dir, read_data_spec
 from .modeling_rnn import build_frontend
-from .recipes import METRIC_KEYS, Recipe, RecipeError
+from .recipes import METRIC_KEYS, METRICS_DIR, Recipe, RecipeError
 from .tokenization import TextEncoder, build_tokenizer, tokenize_dataset
 
 logger = logging.getLogger(__name__)
 
 # load_model_dir lives in model_dir.py; imported above, it stays importable as `hf_rnn.training.load_model_dir`
 
-METRICS_DIR = Path(__file__).parent / "metrics"
 # extra arguments of the metrics whose defaults do not fit multi-class classification
 _METRIC_ARGUMENTS = {"f1": {"average": "macro"}, "precision": {"average": "macro"}, "recall": {"average": "macro"}}
 
