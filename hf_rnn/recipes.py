@@ -33,6 +33,7 @@ from . import CAUSAL_LM_CLASSES, MODEL_CLASSES
 from .configuration_rnn import RecurrentConfig, RNNConfig
 from .data import _LOCAL_BUILDERS, EMBEDDED_DATASETS, DataSpec
 from .frontends import WORD_VECTOR_ALIASES, frontend_config_for, frontend_is_cacheable, resolve_frontend
+from .sizing import check_size, describe
 from .tokenization import TokenizerSpec
 from .utils import one_line, package_data_dir
 
@@ -749,6 +750,7 @@ def recipe_from_dict(data: dict, name: str = "recipe", where: _Where | None = No
         recipe.search = build_search_spec(data, recipe, where)
     if recipe.model.task == "causal_lm":
         _check_causal_lm(recipe, where)
+    _check_size(recipe, where)
     return recipe
 
 
@@ -777,6 +779,20 @@ def _check_causal_lm(recipe: Recipe, where: _Where) -> None:
             f"{training.metric_for_best_model!r}: a language model is selected on its validation loss; set "
             "training.metric_for_best_model: loss."
         )
+
+
+def _check_size(recipe: Recipe, where: _Where) -> None:
+    """Refuses a model too big to train on this machine now, naming the key that makes it so (see sizing.py)."""
+    oversized = check_size(recipe.model, recipe.tokenizer.max_tokens)
+    if oversized is None:
+        return
+    if oversized.key is None:
+        raise RecipeError(f"{where.of(('model',))}: model: {describe(oversized)}; make the model smaller.")
+    section, key = oversized.key.split(".")
+    value = recipe.tokenizer.max_tokens if section == "tokenizer" else recipe.model.config[key]
+    raise RecipeError(
+        f"{where.of((section, key))}: {oversized.key}: {describe(oversized)}; lower {oversized.key} (now {value!r})."
+    )
 
 
 def load_recipe(name_or_path: str | Path | None = None, overrides: list[str] | None = None) -> Recipe:

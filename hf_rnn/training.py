@@ -46,6 +46,7 @@ from .cards import write_model_card
 from .configuration_rnn import RecurrentConfig
 from .cpu import AdaptiveThreads, flushed_denormals
 from .data import DataSpec, PaddingCollator, load_splits, sort_by_length
+from .data_checks import check_training_labels
 from .frontends import (
     add_frontend_features,
     load_encoder_weights,
@@ -278,6 +279,7 @@ def prepare_datasets(
     """Loads the splits, the tokenizer and the tokenized splits (with a `length` column for length grouping)."""
     with args.main_process_first(desc="data", local=False):
         splits, label_names = load_splits(recipe.data)
+        check_training_labels(splits, label_names, repr(recipe.data.dataset))
     tokenizer = prepare_tokenizer(recipe, splits["train"]["text"], work_dir, args)
     with args.main_process_first(desc="tokenization"):
         tokenized = tokenize_dataset(splits, tokenizer)
