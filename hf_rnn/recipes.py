@@ -453,6 +453,10 @@ def _apply_override(data: dict, override: str, where: _Where) -> dict:
     key, sep, raw = override.partition("=")
     if not sep or not key.strip():
         raise RecipeError(f"--set {override!r}: expected section.key=value, e.g. training.learning_rate=3e-4.")
+    try:
+        override.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RecipeError(f"--set {ascii(override)}: not UTF-8; pass the value as UTF-8 text.") from None
     path = tuple(part.strip() for part in key.split("."))
     if not all(path):
         raise RecipeError(f"--set {override!r}: empty key part; expected section.key=value, e.g. training.seed=1.")

@@ -163,7 +163,21 @@ class RecurrentTrainer(Trainer):
             sampler.lengths = list(sampler.lengths)
         return sampler
 
+    def train(self, resume_from_checkpoint=None, *args, **kwargs):
+        state = Path(resume_from_checkpoint) / "trainer_state.json" if resume_from_checkpoint else None
+        self._resumed_step = json.loads(state.read_text())["global_step"] if state is not None else 0
+        return super().train(resume_from_checkpoint, *args, **kwargs)
+
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+        if "train_loss" in logs and getattr(self, "_resumed_step", 0) and self.state.global_step:
+            # the Trainer averages over the steps after resuming only; count the logged steps before it too
+            before, previous = 0.0, 0
+            for entry in self.state.log_history:
+                if "loss" in entry and entry["step"] <= self._resumed_step:
+                    before += entry["loss"] * (entry["step"] - previous)
+                    previous = entry["step"]
+            after = logs["train_loss"] * (self.state.global_step - self._resumed_step)
+            logs["train_loss"] = (before + after) / (previous + self.state.global_step - self._resumed_step)
         if "loss" in logs and self._seen:
             logs["train_accuracy"] = self._correct / self._seen
             self._correct = self._seen = 0
@@ -397,9 +411,21 @@ def train(
     Returns:
         [`TrainResult`]: the model directory and its test metrics.
     """
-    output_dir = Path(output_dir) if output_dir is not None else default_output_dir(recipe)
+    output_dir = Path(os.path.normpath(output_dir)) if output_dir is not None else default_output_dir(recipe)
     _check_output_dir(output_dir, overwrite)
     work_dir = output_dir.with_name(output_dir.name + ".partial")
+    try:
+        return _train(recipe, output_dir, work_dir, overwrite, callbacks)
+    except BaseException:
+        # a run that failed before its first checkpoint has nothing to resume: leave no folder that blocks the next
+        if os.environ.get("RANK", "0") == "0" and last_complete_checkpoint(work_dir / "checkpoints") is None:
+            shutil.rmtree(work_dir, ignore_errors=True)
+        raise
+
+
+def _train(
+    recipe: Recipe, output_dir: Path, work_dir: Path, overwrite: bool, callbacks: list[TrainerCallback] | None
+) -> TrainResult:
     checkpoint_dir = work_dir / "checkpoints"
     args = training_arguments(recipe, checkpoint_dir)
     if args.process_index == 0:
@@ -435,6 +461,12 @@ def train(
     )
     last_checkpoint = last_complete_checkpoint(checkpoint_dir) if args.process_index == 0 else None
     last_checkpoint = broadcast_object(last_checkpoint, args)
+    if last_checkpoint is not None and args.process_index == 0:
+        logger.warning(
+            "resuming from %s of %s (an interrupted run of this recipe); pass --overwrite to start over.",
+            Path(last_checkpoint).name,
+            work_dir,
+        )
     started = time.perf_counter()
     train_output = trainer.train(resume_from_checkpoint=last_checkpoint)
     runtime = time.perf_counter() - started
@@ -485,7 +517,20 @@ def train(
 
 
 def _check_output_dir(output_dir: Path, overwrite: bool) -> None:
-    """Refuses to replace anything but an hf_rnn model directory, and that only with `overwrite`."""
+    """Refuses to replace anything but an hf_rnn model directory, and that only with `overwrite`; refuses folders
+    that hold the current one, and paths through files."""
+    here = Path.cwd().resolve()
+    if output_dir.resolve() in (here, *here.parents):
+        raise ValueError(
+            f"--output-dir {output_dir} is the current folder or holds it; the model directory is written and "
+            "replaced as a whole, so name a new folder, e.g. --output-dir model."
+        )
+    for path in (output_dir, output_dir.with_name(output_dir.name + ".partial"), *output_dir.parents):
+        if path.exists() and not path.is_dir():
+            raise FileExistsError(
+                f"{path} is a file, so --output-dir {output_dir} cannot be a folder there; choose another "
+                "--output-dir (nothing was touched)."
+            )
     if not output_dir.is_dir() or not any(output_dir.iterdir()):
         return
     if not (output_dir / "config.json").is_file():
@@ -503,6 +548,10 @@ def _prepare_work_dir(work_dir: Path, recipe: Recipe, overwrite: bool) -> None:
     stamp = work_dir / "recipe.yaml"
     if overwrite:
         shutil.rmtree(work_dir, ignore_errors=True)
+    if stamp.is_file() and stamp.read_text(encoding="utf-8") != recipe.to_yaml():
+        if last_complete_checkpoint(work_dir / "checkpoints") is None:
+            # killed before its first checkpoint: nothing to resume, so it does not block this recipe
+            shutil.rmtree(work_dir)
     if stamp.is_file() and stamp.read_text(encoding="utf-8") != recipe.to_yaml():
         raise FileExistsError(
             f"{work_dir} holds an interrupted run of a different recipe; run that recipe again to resume it, or "
@@ -552,6 +601,12 @@ def _metrics_only(results: dict[str, float], prefix: str) -> dict[str, float]:
 def _finalize(work_dir: Path, output_dir: Path) -> None:
     """Drops the checkpoints and renames the finished work dir into place; a replaced model is deleted last."""
     shutil.rmtree(work_dir / "checkpoints", ignore_errors=True)
+    # every file as a new file of this user is (0644 with the usual umask): some writers create theirs 0600
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in work_dir.rglob("*"):
+        if path.is_file():
+            path.chmod(0o666 & ~umask)
     previous = None
     if output_dir.exists():
         previous = output_dir.with_name(output_dir.name + f".old-{os.getpid()}")
