@@ -470,6 +470,7 @@ def main(argv: list[str] | None = None) -> int:
     except (*USER_ERRORS, *USER_OS_ERRORS) as error:
         if os.environ.get("HF_RNN_DEBUG"):
             raise
+        _close_progress_bars()
         print(f"hf-rnn: error: {_message(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -482,11 +483,20 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # a failure while running: one line, exit 1, traceback only on request
         if os.environ.get("HF_RNN_DEBUG"):
             raise
+        _close_progress_bars()
         if isinstance(error, OSError) and error.errno in _USER_ERRNOS:
             print(f"hf-rnn: error: {_message(error)}", file=sys.stderr)
             return 2
         print(f"hf-rnn: error: {type(error).__name__}: {one_line(error)}", file=sys.stderr)
         return 1
+
+
+def _close_progress_bars() -> None:
+    """Ends the progress bars a failure left open, so that the error starts on a line of its own."""
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
 
 
 def _message(error: BaseException) -> str:

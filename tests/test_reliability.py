@@ -340,10 +340,20 @@ def test_model_directory_holds_no_pickles(model_dir):
 
 def test_runtime_failure_is_exit_code_1_with_one_line(tmp_path, capsys, monkeypatch):
     """A failure while running, not caused by a bad recipe or argument, is exit code 1 with one line."""
+    cross_entropy = torch.nn.functional.cross_entropy
+    # a diverging run: from some point on every loss is NaN, and training stops on it
+    monkeypatch.setattr(torch.nn.functional, "cross_entropy", lambda *a, **k: cross_entropy(*a, **k) * float("nan"))
+    code, err = run_cli("train", str(recipe_file(tmp_path)), cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch)
+    assert code == 1
+    assert one_error_line(err).startswith("hf-rnn: error: NonFiniteLossError: training loss became nan at step 2")
+
+
+def test_an_output_path_through_a_file_is_a_user_error(tmp_path, capsys, monkeypatch):
     (tmp_path / "occupied").write_text("a file where the output folder should go")
     recipe = recipe_file(tmp_path)
     code, err = run_cli(
         "train", str(recipe), "--output-dir", "occupied/model", cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch
     )
-    assert code == 1
-    assert one_error_line(err).startswith("hf-rnn: error: NotADirectoryError")
+    assert code == 2
+    assert one_error_line(err).startswith("hf-rnn: error: occupied is a file, so --output-dir occupied/model cannot")
+    assert (tmp_path / "occupied").read_text() == "a file where the output folder should go"
