@@ -14,13 +14,11 @@ from pathlib import Path
 
 import pytest
 from datasets import Dataset, DatasetDict
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from test_reliability import one_error_line, recipe_file, run_cli
 from transformers import TrainerCallback
 
 from hf_rnn.data_checks import check_training_labels
-from hf_rnn.recipes import Recipe, RecipeError, load_recipe, recipe_from_dict
+from hf_rnn.recipes import RecipeError, load_recipe
 from hf_rnn.training import train
 
 
@@ -129,71 +127,6 @@ def test_a_metric_evaluate_cannot_load_is_refused_before_any_data_is_read(tmp_pa
         RecipeError, match=r"recipe.yaml:3: training.metrics: unknown metric 'zzyzx_score': not one of"
     ):
         load_recipe(write(tmp_path, "extends: quickstart\ntraining:\n  metrics: [accuracy, zzyzx_score]\n"))
-
-
-# --- random recipes -------------------------------------------------------------------------------------------------
-
-KEYS = ["model", "data", "training", "tokenizer", "hub", "name", "extends", "type", "hidden_size", "seed", "metrics"]
-KEYS += ["dataset", "eval_strategy", "language", "bidirectional", "num_layers", "max_tokens", "base", "bf16", "x"]
-scalars = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(-(10**12), 10**12),
-    st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=8),
-    st.sampled_from(["no", "yes", "on", "off", "gru", "lstm", "epoch", "imdb", "quickstart", "accuracy", "1e-3"]),
-)
-values = st.recursive(
-    scalars,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=5), inner, max_size=4)
-    ),
-    max_leaves=12,
-)
-recipes = st.dictionaries(st.sampled_from(KEYS), values, max_size=5)
-
-
-@settings(
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
-@given(recipe=recipes, style=st.sampled_from([None, True, False]))
-def test_random_recipes_give_a_valid_recipe_or_one_clear_line(tmp_path_factory, monkeypatch, recipe, style):
-    """Random keys, values and YAML shapes (block, flow, nesting) through the file loader: a valid recipe or a
-    one-line RecipeError, never another exception."""
-    import yaml
-
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    folder = tmp_path_factory.mktemp("random")
-    path = folder / "recipe.yaml"
-    path.write_text(yaml.safe_dump(recipe, default_flow_style=style, allow_unicode=True))
-    try:
-        loaded = load_recipe(str(path))
-    except RecipeError as error:
-        assert "\n" not in str(error) and str(error).strip()
-    else:
-        assert isinstance(loaded, Recipe)
-
-
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(text=st.text(alphabet=st.sampled_from(list("ab:-[]{}&*!|>'\"#, \n\t0yesno")), max_size=60))
-def test_random_yaml_text_gives_a_valid_recipe_or_one_clear_line(tmp_path_factory, text):
-    path = tmp_path_factory.mktemp("text") / "recipe.yaml"
-    path.write_text(text)
-    try:
-        load_recipe(str(path))
-    except RecipeError as error:
-        assert "\n" not in str(error) and str(error).strip()
-
-
-@settings(max_examples=60, deadline=None)
-@given(data=recipes)
-def test_random_dict_recipes_give_a_valid_recipe_or_one_clear_line(data):
-    try:
-        recipe_from_dict(data)
-    except RecipeError as error:
-        assert "\n" not in str(error)
 
 
 def test_an_absurd_model_size_is_refused_during_validation_naming_the_key(tmp_path):
