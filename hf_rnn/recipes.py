@@ -330,7 +330,7 @@ _YAML11_BOOLEANS = {"yes": True, "on": True, "no": False, "off": False}
 
 def _yaml_error(error: yaml.YAMLError, place: str) -> RecipeError:
     mark = getattr(error, "problem_mark", None)
-    if mark is not None and not place.startswith("--set"):
+    if mark is not None:
         place = f"{place}:{mark.line + 1}:{mark.column + 1}"
     problem = getattr(error, "problem", None) or str(error).splitlines()[0]
     return RecipeError(f"{place}: YAML syntax error: {problem}.")
@@ -374,29 +374,50 @@ def _read_yaml(path: Path, where: _Where, prefix: tuple[str, ...] = ()) -> dict:
     return data
 
 
+# nodes a recipe may expand to through YAML aliases (a "billion laughs" file expands to billions)
+_MAX_YAML_NODES = 100_000
+
+
 def _check_duplicate_keys(root: yaml.Node | None, path: Path) -> None:
-    """A key given twice in one mapping (a key or a whole section): YAML keeps the last silently, so refuse it."""
-    seen_nodes, stack = set(), [root]
-    while stack:
-        node = stack.pop()
-        if node is None or id(node) in seen_nodes:  # aliases may point back at a node
-            continue
-        seen_nodes.add(id(node))
+    """Refuses a key given twice in one mapping (a key or a whole section), which YAML would resolve silently by
+    keeping the last, and aliases that make a recipe recursive or explode in size."""
+    sizes: dict[int, int] = {}
+    visiting: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if id(node) in visiting:
+            raise RecipeError(
+                f"{path}:{node.start_mark.line + 1}: a YAML alias refers to a mapping or list that holds it; a "
+                "recipe cannot be recursive."
+            )
+        visiting.add(id(node))
+        total = 1
         if isinstance(node, yaml.MappingNode):
-            first_line = {}
+            first_line: dict[str, int] = {}
             for key_node, value_node in node.value:
-                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
                 line = key_node.start_mark.line + 1
-                if key is not None and key in first_line:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.value in first_line:
                     raise RecipeError(
-                        f"{path}:{line}: duplicate key {key!r} (first at line {first_line[key]}); YAML would keep "
-                        "only the last one, so merge them into one."
+                        f"{path}:{line}: duplicate key {key_node.value!r} (first at line "
+                        f"{first_line[key_node.value]}); YAML would keep only the last one, so merge them into one."
                     )
-                if key is not None:
-                    first_line[key] = line
-                stack.extend((key_node, value_node))
+                if isinstance(key_node, yaml.ScalarNode):
+                    first_line[key_node.value] = line
+                total += size(key_node) + size(value_node)
         elif isinstance(node, yaml.SequenceNode):
-            stack.extend(node.value)
+            total += sum(size(item) for item in node.value)
+        if total > _MAX_YAML_NODES:
+            raise RecipeError(
+                f"{path}: the YAML aliases expand to more than {_MAX_YAML_NODES:,} values; write it out."
+            )
+        visiting.discard(id(node))
+        sizes[id(node)] = total
+        return total
+
+    if root is not None:
+        size(root)
 
 
 def _merge(base: dict, override: dict) -> dict:

@@ -63,6 +63,15 @@ def test_duplicate_keys_are_refused_naming_both_lines(tmp_path, text, message):
         load_recipe(write(tmp_path, text))
 
 
+def test_recursive_and_exploding_yaml_aliases_are_refused(tmp_path):
+    with pytest.raises(RecipeError, match=r"recipe.yaml:2: a YAML alias refers to a mapping or list that holds it"):
+        load_recipe(write(tmp_path, "extends: quickstart\nmodel: &a {x: *a}\n"))
+    lines = ["extends: quickstart", "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"{chr(97 + i)}: &{chr(97 + i)} [{', '.join([f'*{chr(96 + i)}'] * 9)}]" for i in range(1, 9)]
+    with pytest.raises(RecipeError, match=r"recipe.yaml: the YAML aliases expand to more than 100,000 values"):
+        load_recipe(write(tmp_path, "\n".join(lines) + "\n"))
+
+
 def test_yaml_1_1_words_are_the_strings_the_user_meant(tmp_path):
     recipe = load_recipe(
         write(
