@@ -30,7 +30,7 @@ from transformers.modelcard import make_markdown_table, parse_log_history
 from .configuration_rnn import RecurrentConfig
 from .data import EMBEDDED_DATASETS
 from .frontends import FRONTEND_ALIASES
-from .registry import MODEL_FAMILIES
+from .model_dir import read_config
 from .utils import package_data_dir
 
 TEMPLATE_PATH = package_data_dir("model_cards") / "model_card_template.md"
@@ -153,18 +153,11 @@ class RecurrentModelCardData(ModelCardData):
         `language` come from the recipe's `hub` section, `model_id` from the argument or `hub.repo_id`.
 
         Raises:
-            `ValueError`: `model_dir` has no `config.json`, or it is not an hf_rnn model's.
+            `FileNotFoundError` or `ValueError`: `model_dir` has no `config.json`, or it is not a valid hf_rnn
+                model's (see [`hf_rnn.model_dir.read_config`]).
         """
         model_dir = Path(model_dir)
-        config_dict = _read_json(model_dir / "config.json")
-        if config_dict is None:
-            raise ValueError(f"{model_dir} is not a model directory: it has no config.json.")
-        model_type = config_dict.get("model_type")
-        if model_type not in MODEL_FAMILIES:
-            raise ValueError(
-                f"{model_dir / 'config.json'} has model_type {model_type!r}; hf_rnn cards describe "
-                f"{', '.join(MODEL_FAMILIES)} models."
-            )
+        config = read_config(model_dir)
         recipe_path = model_dir / "recipe.yaml"
         recipe_yaml = recipe_path.read_text(encoding="utf-8") if recipe_path.is_file() else None
         recipe = yaml.safe_load(recipe_yaml) if recipe_yaml else {}
@@ -180,7 +173,7 @@ class RecurrentModelCardData(ModelCardData):
             dataset_id=_dataset_hub_id(dataset),
             dataset_name=dataset,
         )
-        card_data.config = MODEL_FAMILIES[model_type].config_class.from_pretrained(model_dir)
+        card_data.config = config
         card_data.recipe_yaml = recipe_yaml
         card_data.test_metrics = _read_json(model_dir / "metrics.json") or {}
         card_data.training_summary = _read_json(model_dir / "training_summary.json") or {}

@@ -19,6 +19,8 @@ set HF_RNN_DEBUG=1 to see the traceback.
 
 import argparse
 import csv
+import errno
+import itertools
 import json
 import logging
 import os
@@ -33,6 +35,9 @@ from .utils import one_line
 
 # errors caused by what the user gave (a recipe, an argument, a file): exit code 2
 USER_ERRORS = (RecipeError, ValueError, FileNotFoundError, FileExistsError, StrictDataclassError, UnicodeDecodeError)
+# OS errors on a path the user gave (a missing file, a folder given for a file, a read-only output): exit code 2
+USER_OS_ERRORS = (IsADirectoryError, NotADirectoryError, PermissionError)
+_USER_ERRNOS = (errno.EROFS, errno.ENAMETOOLONG, errno.ELOOP)
 
 
 def _positive_int(text: str) -> int:
@@ -104,19 +109,67 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _read_lines(path: str) -> Iterator[str]:
-    """Lines of a UTF-8 text file (or stdin for `-`), streamed; a bad byte is an error naming the line."""
-    stream = sys.stdin if path == "-" else open(path, encoding="utf-8", newline="")  # noqa: SIM115
-    number = 0
+    """Lines of a UTF-8 text file (or stdin for `-`), streamed; a bad byte is an error naming its line and column.
+
+    Lines are read as bytes and decoded one by one, so the line number is exact (a text stream decodes in chunks).
+    """
+    if path == "-" and sys.stdin is None:
+        raise ValueError("stdin is closed, so there are no texts to read; give texts as arguments or --file.")
+    stream = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
     try:
-        for number, line in enumerate(stream, start=1):
+        for number, raw in enumerate(stream, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as error:
+                raise ValueError(
+                    f"{'stdin' if path == '-' else path}: line {number} is not UTF-8 ({error.reason} at byte "
+                    f"{error.start + 1} of the line); re-encode it as UTF-8, e.g. `iconv -f latin1 -t utf-8`."
+                ) from None
             yield line.rstrip("\r\n")
-    except UnicodeDecodeError as error:
-        raise ValueError(
-            f"{path}: line {number + 1} is not UTF-8 ({error.reason}); re-encode the file as UTF-8."
-        ) from None
     finally:
-        if stream is not sys.stdin:
+        if path != "-":
             stream.close()
+
+
+def _check_utf8(texts: list[str], what: str) -> None:
+    """Command-line arguments that are not UTF-8 reach Python with surrogate escapes, which no output can print."""
+    for number, text in enumerate(texts, start=1):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise ValueError(
+                f"{what} {number} is not UTF-8 (a byte at position {error.start + 1} is not); pass UTF-8 text, or put "
+                "the texts in a UTF-8 file and use --file."
+            ) from None
+
+
+def _same_file(a: Path | int, b: Path) -> bool:
+    try:
+        first = os.fstat(a) if isinstance(a, int) else a.stat()
+        second = b.stat()
+    except (OSError, ValueError):
+        return False
+    return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
+
+
+def _check_output_is_no_input(output: Path, args: argparse.Namespace) -> None:
+    """Opening --output truncates it: refuse when it is the texts' file, stdin, or a file of the model directory."""
+    inputs = []
+    if args.file not in (None, "-"):
+        inputs.append((Path(args.file), f"the --file {args.file}"))
+    elif not args.texts and sys.stdin is not None:
+        try:
+            inputs.append((sys.stdin.fileno(), "the file stdin reads"))
+        except (OSError, ValueError):  # stdin replaced by something without a file descriptor
+            pass
+    model_dir = Path(args.model_dir)
+    if model_dir.is_dir():
+        inputs.extend((path, f"a file of the model directory {model_dir}") for path in model_dir.iterdir())
+    for source, name in inputs:
+        if _same_file(source, output):
+            raise ValueError(
+                f"--output {output} is {name}; writing it would erase what is read. Choose another --output file."
+            )
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -124,15 +177,21 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     if args.texts and args.file:
         raise ValueError("give texts or --file, not both.")
+    _check_utf8(args.texts, "text argument")
+    output = Path(args.output) if args.output is not None else None
+    if output is not None:
+        _check_output_is_no_input(output, args)
     texts = args.texts or _read_lines(args.file or "-")
     results = predict(
         args.model_dir, texts, batch_size=args.batch_size, allow_pickle=args.allow_pickle, bf16=args.bf16
     )
-    if args.output is None:
+    if output is None:
         for result in results:
             print(json.dumps(result, ensure_ascii=False), flush=True)
         return 0
-    output = Path(args.output)
+    # the model loads and the first batch is labelled before the output is opened: an error leaves it untouched
+    first = next(results, None)
+    results = itertools.chain([first] if first is not None else [], results)
     with output.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, ["text", "label", "score"]) if output.suffix == ".csv" else None
         if writer is not None:
@@ -409,19 +468,43 @@ def main(argv: list[str] | None = None) -> int:
     _show_hf_rnn_messages()
     try:
         return args.run(args)
-    except USER_ERRORS as error:
+    except (*USER_ERRORS, *USER_OS_ERRORS) as error:
         if os.environ.get("HF_RNN_DEBUG"):
             raise
-        print(f"hf-rnn: error: {one_line(error)}", file=sys.stderr)
+        _close_progress_bars()
+        print(f"hf-rnn: error: {_message(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("hf-rnn: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader of stdout went away (`| head`): stop quietly, as other command-line tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as error:  # a failure while running: one line, exit 1, traceback only on request
         if os.environ.get("HF_RNN_DEBUG"):
             raise
+        _close_progress_bars()
+        if isinstance(error, OSError) and error.errno in _USER_ERRNOS:
+            print(f"hf-rnn: error: {_message(error)}", file=sys.stderr)
+            return 2
         print(f"hf-rnn: error: {type(error).__name__}: {one_line(error)}", file=sys.stderr)
         return 1
+
+
+def _close_progress_bars() -> None:
+    """Ends the progress bars a failure left open, so that the error starts on a line of its own."""
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
+
+
+def _message(error: BaseException) -> str:
+    """One line; an OS error on a path reads as `PATH: reason`, as coreutils print it."""
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+        return f"{error.filename}: {error.strerror}" + (f" ({error.filename2})" if error.filename2 else "")
+    return one_line(error)
 
 
 if __name__ == "__main__":

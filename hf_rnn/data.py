@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
+from .data_checks import first_bad_line, root_cause
 from .embedded import EMBEDDED_DATASETS, EmbeddedDataset, LabelSet, load_embedded  # noqa: F401 (re-exported)
 
 # Local file suffixes and the `datasets` builder that reads them.
@@ -288,8 +289,13 @@ def _load_local(files: list[str] | dict[str, list[str]], builder: str) -> Datase
                         f"{path} is not UTF-8 (invalid byte at offset {bad}); re-encode it, for example "
                         f"`iconv -f latin1 -t utf-8 {path} > fixed{Path(path).suffix}`."
                     ) from error
+            for path in files:
+                bad = first_bad_line(path)
+                if bad is not None:
+                    raise ValueError(bad) from error
+        cause = root_cause(error)
         raise ValueError(
-            f"Could not read {', '.join(files)} ({type(error).__name__}: {error}); check that it holds data rows."
+            f"Could not read {', '.join(files)} ({type(cause).__name__}: {cause}); check that it holds data rows."
         ) from error
 
 

@@ -27,7 +27,7 @@ from huggingface_hub import CommitOperationAdd, HfApi, get_token
 
 from . import __version__
 from .cards import render_model_card, write_model_card
-from .registry import MODEL_FAMILIES
+from .model_dir import read_config
 
 logger = logging.getLogger(__name__)
 
@@ -64,12 +64,8 @@ def check_model_dir(model_dir: str | Path) -> Path:
             f"{model_dir} is not an hf_rnn model directory: missing {', '.join(missing)}. Push the output directory "
             "of `hf-rnn train`, or save the model and its tokenizer there with `save_pretrained`."
         )
+    read_config(model_dir)
     config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-    if config.get("model_type") not in MODEL_FAMILIES:
-        raise ValueError(
-            f"{model_dir / 'config.json'}: model_type {config.get('model_type')!r} is not an hf_rnn model type "
-            f"({', '.join(MODEL_FAMILIES)})."
-        )
     required = list(AUTO_CLASSES)
     if any(name.endswith("ForCausalLM") for name in config.get("architectures") or []):
         required.append("AutoModelForCausalLM")

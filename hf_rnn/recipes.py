@@ -28,13 +28,14 @@ from typing import Any, Literal
 
 import yaml
 from huggingface_hub.errors import StrictDataclassClassValidationError, StrictDataclassError
-from transformers import CONFIG_MAPPING, AutoConfig, PreTrainedConfig
+from transformers import CONFIG_MAPPING, PreTrainedConfig
 
 from .configuration_rnn import RecurrentConfig, RNNConfig
 from .data import _LOCAL_BUILDERS, EMBEDDED_DATASETS, DataSpec
 from .frontends import WORD_VECTOR_ALIASES, frontend_config_for, frontend_is_cacheable, resolve_frontend
-from .registry import MODEL_FAMILIES, get_family, head_class, tasks
+from .registry import get_family, head_class, tasks
 from .registry import list_models as _list_models
+from .sizing import check_size, describe
 from .tokenization import TokenizerSpec
 from .training_spec import (
     METRIC_KEYS,
@@ -63,6 +64,8 @@ CONFIGS_DIR = package_data_dir("configs")
 RECIPES_DIR = CONFIGS_DIR / "recipes"
 MODELS_DIR = CONFIGS_DIR / "models"
 DEFAULT_RECIPE = "quickstart"
+# the metrics hf_rnn ships for offline use (training.load_metric reads them from here)
+METRICS_DIR = Path(__file__).parent / "metrics"
 
 # the short model names of recipes -> transformers model types
 MODEL_TYPES = {"rnn": "hf_rnn", "lstm": "hf_lstm", "gru": "hf_gru"}
@@ -254,8 +257,32 @@ class _Where:
         return self.places.get(path, "recipe")
 
 
+class _RecipeLoader(yaml.SafeLoader):
+    """The safe loader with YAML 1.2 booleans: only `true` / `false` are booleans. YAML 1.1 also reads `yes`, `no`,
+    `on` and `off` as booleans, which turns `language: no` (Norwegian) and `eval_strategy: no` into `False`; here they
+    stay strings, and a boolean field accepts them (see `_coerce`)."""
+
+
+_RecipeLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_RecipeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_YAML11_BOOLEANS = {"yes": True, "on": True, "no": False, "off": False}
+
+
+def _yaml_error(error: yaml.YAMLError, place: str) -> RecipeError:
+    mark = getattr(error, "problem_mark", None)
+    if mark is not None:
+        place = f"{place}:{mark.line + 1}:{mark.column + 1}"
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    return RecipeError(f"{place}: YAML syntax error: {problem}.")
+
+
 def _read_yaml(path: Path, where: _Where, prefix: tuple[str, ...] = ()) -> dict:
-    """Safe-loads a YAML mapping and records the line of every key."""
+    """Safe-loads a YAML mapping and records the line of every key; a duplicate key is an error."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -264,16 +291,20 @@ def _read_yaml(path: Path, where: _Where, prefix: tuple[str, ...] = ()) -> dict:
         raise RecipeError(
             f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8."
         ) from None
+    except OSError as error:
+        raise RecipeError(f"{path}: cannot read it ({error.strerror or error}).") from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=_RecipeLoader)
+        _check_duplicate_keys(node, path)
+        data = yaml.load(text, Loader=_RecipeLoader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        place = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise RecipeError(f"{place}: YAML syntax error: {problem}.") from None
-    if data is None:
-        return {}
+        raise _yaml_error(error, str(path)) from None
+    if data is None or data == {}:
+        what = "model file" if prefix else "recipe"
+        start = "a cell `type:` and its sizes" if prefix else "`extends: quickstart` or a `data:` and `model:` section"
+        raise RecipeError(
+            f"{path}: the {what} is empty, and would run with every default; write what it means, e.g. {start}."
+        )
     if not isinstance(data, dict):
         raise RecipeError(f"{path}: a recipe must be a YAML mapping of sections, got {type(data).__name__}.")
 
@@ -286,6 +317,52 @@ def _read_yaml(path: Path, where: _Where, prefix: tuple[str, ...] = ()) -> dict:
 
     walk(node, prefix)
     return data
+
+
+# nodes a recipe may expand to through YAML aliases (a "billion laughs" file expands to billions)
+_MAX_YAML_NODES = 100_000
+
+
+def _check_duplicate_keys(root: yaml.Node | None, path: Path) -> None:
+    """Refuses a key given twice in one mapping (a key or a whole section), which YAML would resolve silently by
+    keeping the last, and aliases that make a recipe recursive or explode in size."""
+    sizes: dict[int, int] = {}
+    visiting: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if id(node) in visiting:
+            raise RecipeError(
+                f"{path}:{node.start_mark.line + 1}: a YAML alias refers to a mapping or list that holds it; a "
+                "recipe cannot be recursive."
+            )
+        visiting.add(id(node))
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            first_line: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                line = key_node.start_mark.line + 1
+                if isinstance(key_node, yaml.ScalarNode) and key_node.value in first_line:
+                    raise RecipeError(
+                        f"{path}:{line}: duplicate key {key_node.value!r} (first at line "
+                        f"{first_line[key_node.value]}); YAML would keep only the last one, so merge them into one."
+                    )
+                if isinstance(key_node, yaml.ScalarNode):
+                    first_line[key_node.value] = line
+                total += size(key_node) + size(value_node)
+        elif isinstance(node, yaml.SequenceNode):
+            total += sum(size(item) for item in node.value)
+        if total > _MAX_YAML_NODES:
+            raise RecipeError(
+                f"{path}: the YAML aliases expand to more than {_MAX_YAML_NODES:,} values; write it out."
+            )
+        visiting.discard(id(node))
+        sizes[id(node)] = total
+        return total
+
+    if root is not None:
+        size(root)
 
 
 def _merge(base: dict, override: dict) -> dict:
@@ -301,10 +378,11 @@ def _merge(base: dict, override: dict) -> dict:
 
 def _resolve_file(name: str, folder: Path, relative_to: Path | None, kind: str) -> Path:
     """A recipe or model file given as a path (absolute, or relative to the including file or cwd) or a zoo name."""
+    stem = name if name.endswith((".yaml", ".yml")) else f"{name}.yaml"
     candidates = [Path(name)]
     if relative_to is not None:
-        candidates.insert(0, relative_to.parent / name)
-    stem = name if name.endswith((".yaml", ".yml")) else f"{name}.yaml"
+        # `extends: my_base` finds my_base.yaml beside the file that names it
+        candidates[:0] = [relative_to.parent / name, relative_to.parent / stem]
     candidates.append(folder / stem)
     for candidate in candidates:
         if candidate.is_file():
@@ -341,9 +419,15 @@ def _apply_override(data: dict, override: str, where: _Where) -> dict:
     key, sep, raw = override.partition("=")
     if not sep or not key.strip():
         raise RecipeError(f"--set {override!r}: expected section.key=value, e.g. training.learning_rate=3e-4.")
-    path = tuple(part.strip() for part in key.split("."))
     try:
-        value = yaml.safe_load(raw)
+        override.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RecipeError(f"--set {ascii(override)}: not UTF-8; pass the value as UTF-8 text.") from None
+    path = tuple(part.strip() for part in key.split("."))
+    if not all(path):
+        raise RecipeError(f"--set {override!r}: empty key part; expected section.key=value, e.g. training.seed=1.")
+    try:
+        value = yaml.load(raw, Loader=_RecipeLoader)  # noqa: S506 - a safe loader
     except yaml.YAMLError:
         value = raw
     node = data
@@ -422,6 +506,8 @@ def _coerce(value: Any, hint: Any) -> tuple[bool, Any]:
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool), value
     if hint is bool:
+        if isinstance(value, str) and value.lower() in _YAML11_BOOLEANS:
+            return True, _YAML11_BOOLEANS[value.lower()]
         return isinstance(value, bool), value
     if hint is str:
         return isinstance(value, str), value
@@ -496,7 +582,44 @@ def _build_section(cls: type, values: Any, section: str, where: _Where):
     try:
         return cls(**checked)
     except ValueError as error:
-        raise RecipeError(f"{where.of((section,))}: {section}: {error}") from None
+        raise RecipeError(f"{_error_place(str(error), checked, section, where)}: {section}: {error}") from None
+
+
+def _error_place(message: str, keys: dict, section: str, where: _Where) -> str:
+    """The place of the key a validation message names (a `--set` one first: it is the newest change), else the
+    section's."""
+    named = [key for key in keys if re.search(rf"\b{re.escape(key)}\b", message)]
+    named.sort(key=lambda key: (not where.of((section, key)).startswith("--set"), message.find(key)))
+    return where.of((section, named[0]) if named else (section,))
+
+
+def _check_metric_names(training: Any, where: _Where) -> None:
+    """Each `training.metrics` name is one hf_rnn ships or one `evaluate` loads, checked before any data is read; a
+    near miss of a shipped name is a typo, not a Hub metric."""
+    names = training.get("metrics") if isinstance(training, dict) else None
+    if not isinstance(names, list):
+        return
+    offline = sorted(path.name for path in METRICS_DIR.iterdir() if path.is_dir())
+    for name in names:
+        if not isinstance(name, str) or name in offline:
+            continue
+        place = f"{where.of(('training', 'metrics'))}: training.metrics"
+        close = difflib.get_close_matches(name, offline, n=1)
+        if close or not name.strip():
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise RecipeError(
+                f"{place}: unknown metric {name!r}.{hint} hf_rnn ships {', '.join(offline)}; other `evaluate` metric "
+                "names load from the Hub."
+            )
+        import evaluate  # only for names hf_rnn does not ship: slow to import
+
+        try:
+            evaluate.load(name)
+        except Exception as error:  # a missing module, no network: all mean the name cannot be used
+            raise RecipeError(
+                f"{place}: unknown metric {name!r}: not one of hf_rnn's ({', '.join(offline)}) and `evaluate` could "
+                f"not load it ({type(error).__name__}: {one_line(error, first_only=True)})."
+            ) from None
 
 
 def _build_model(values: Any, where: _Where, source: Path | None) -> ModelSpec:
@@ -656,6 +779,7 @@ def recipe_from_dict(data: dict, name: str = "recipe", where: _Where | None = No
     for key in data:
         if key not in _TOP_LEVEL:
             raise _unknown_key(str(key), _TOP_LEVEL, where.of((str(key),)), "the recipe")
+    _check_metric_names(data.get("training"), where)
     recipe = Recipe(
         name=str(data.get("name", name)),
         description=str(data.get("description", "")),
@@ -679,6 +803,7 @@ def recipe_from_dict(data: dict, name: str = "recipe", where: _Where | None = No
         recipe.search = build_search_spec(data, recipe, where)
     if recipe.model.task == "causal_lm":
         _check_causal_lm(recipe, where)
+    _check_size(recipe, where)
     return recipe
 
 
@@ -721,6 +846,20 @@ def check_task(spec: ModelSpec, where: _Where | None = None) -> None:
         )
 
 
+def _check_size(recipe: Recipe, where: _Where) -> None:
+    """Refuses a model too big to train on this machine now, naming the key that makes it so (see sizing.py)."""
+    oversized = check_size(recipe.model, recipe.tokenizer.max_tokens)
+    if oversized is None:
+        return
+    if oversized.key is None:
+        raise RecipeError(f"{where.of(('model',))}: model: {describe(oversized)}; make the model smaller.")
+    section, key = oversized.key.split(".")
+    value = recipe.tokenizer.max_tokens if section == "tokenizer" else recipe.model.config[key]
+    raise RecipeError(
+        f"{where.of((section, key))}: {oversized.key}: {describe(oversized)}; lower {oversized.key} (now {value!r})."
+    )
+
+
 def load_recipe(name_or_path: str | Path | None = None, overrides: list[str] | None = None) -> Recipe:
     """Loads, merges (`extends`, `model.base`, `--set` overrides) and validates a recipe.
 
@@ -757,20 +896,11 @@ def build_untrained_model(name_or_path: str):
     """
     path = Path(name_or_path)
     if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"{path} is not a model directory: it has no config.json.")
-        config = AutoConfig.from_pretrained(path)
-        if config.model_type not in MODEL_FAMILIES:
-            raise ValueError(
-                f"{path} holds a {config.model_type!r} model, not an hf_rnn one ({sorted(MODEL_FAMILIES)})."
-            )
-        task = "causal_lm" if any(name.endswith("ForCausalLM") for name in config.architectures or []) else None
-        return head_class(config.model_type, task or "sequence_classification")(config)
-    is_recipe = name_or_path in list_recipes() or (
-        path.is_file()
-        and isinstance(data := yaml.safe_load(path.read_text(encoding="utf-8")), dict)
-        and "model" in data
-    )
+        from .model_dir import model_class, read_config  # model_dir imports this module
+
+        config = read_config(path)
+        return model_class(config)(config)
+    is_recipe = name_or_path in list_recipes() or (path.is_file() and "model" in _read_yaml(path, _Where()))
     if is_recipe:
         recipe = load_recipe(name_or_path)
         spec, derived = recipe.model, {"vocab_size": recipe.tokenizer.max_tokens}

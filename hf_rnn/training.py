@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -30,10 +31,7 @@ import numpy as np
 import torch
 import transformers
 from datasets import DatasetDict, Value
-from huggingface_hub.errors import StrictDataclassError
-from safetensors import SafetensorError, safe_open
 from transformers import (
-    AutoConfig,
     AutoTokenizer,
     EarlyStoppingCallback,
     PreTrainedTokenizerBase,
@@ -48,6 +46,7 @@ from .cards import write_model_card
 from .configuration_rnn import RecurrentConfig
 from .cpu import AdaptiveThreads, flushed_denormals
 from .data import DataSpec, PaddingCollator, load_splits, sort_by_length
+from .data_checks import check_training_labels
 from .frontends import (
     add_frontend_features,
     load_encoder_weights,
@@ -56,16 +55,17 @@ from .frontends import (
     resolve_frontend,
 )
 from .hub import push_model
+from .model_dir import load_model_dir, read_data_spec
 from .modeling_rnn import build_frontend
-from .recipes import Recipe, RecipeError, check_task, load_data_spec, strict_error_message
-from .registry import MODEL_FAMILIES, head_class
+from .recipes import METRICS_DIR, Recipe, RecipeError, check_task
+from .registry import head_class
 from .tokenization import TextEncoder, build_tokenizer, tokenize_dataset
 from .training_spec import METRIC_KEYS, build_training_arguments, cpu_only
-from .utils import one_line
 
 logger = logging.getLogger(__name__)
 
-METRICS_DIR = Path(__file__).parent / "metrics"
+# load_model_dir lives in model_dir.py; imported above, it stays importable as `hf_rnn.training.load_model_dir`
+
 # extra arguments of the metrics whose defaults do not fit multi-class classification
 _METRIC_ARGUMENTS = {"f1": {"average": "macro"}, "precision": {"average": "macro"}, "recall": {"average": "macro"}}
 
@@ -134,9 +134,12 @@ class RecurrentTrainer(Trainer):
         self._correct = 0
         self._seen = 0
 
-    def train(self, *args, **kwargs):
+    def train(self, resume_from_checkpoint=None, *args, **kwargs):
+        # the step a resumed run starts from: `log` needs it for the whole run's train_loss
+        state = Path(resume_from_checkpoint) / "trainer_state.json" if resume_from_checkpoint else None
+        self._resumed_step = json.loads(state.read_text())["global_step"] if state is not None else 0
         with flushed_denormals(self.flush_denormal):
-            return super().train(*args, **kwargs)
+            return super().train(resume_from_checkpoint, *args, **kwargs)
 
     def evaluate(self, *args, **kwargs):
         with flushed_denormals(self.flush_denormal):
@@ -166,6 +169,15 @@ class RecurrentTrainer(Trainer):
         return sampler
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+        if "train_loss" in logs and getattr(self, "_resumed_step", 0) and self.state.global_step:
+            # the Trainer averages over the steps after resuming only; count the logged steps before it too
+            before, previous = 0.0, 0
+            for entry in self.state.log_history:
+                if "loss" in entry and entry["step"] <= self._resumed_step:
+                    before += entry["loss"] * (entry["step"] - previous)
+                    previous = entry["step"]
+            after = logs["train_loss"] * (self.state.global_step - self._resumed_step)
+            logs["train_loss"] = (before + after) / (previous + self.state.global_step - self._resumed_step)
         if "loss" in logs and self._seen:
             logs["train_accuracy"] = self._correct / self._seen
             self._correct = self._seen = 0
@@ -239,6 +251,7 @@ def prepare_datasets(
     """Loads the splits, the tokenizer and the tokenized splits (with a `length` column for length grouping)."""
     with args.main_process_first(desc="data", local=False):
         splits, label_names = load_splits(recipe.data)
+        check_training_labels(splits, label_names, repr(recipe.data.dataset))
     tokenizer = prepare_tokenizer(recipe, splits["train"]["text"], work_dir, args)
     with args.main_process_first(desc="tokenization"):
         tokenized = tokenize_dataset(splits, tokenizer)
@@ -352,9 +365,21 @@ def train(
     Returns:
         [`TrainResult`]: the model directory and its test metrics.
     """
-    output_dir = Path(output_dir) if output_dir is not None else default_output_dir(recipe)
+    output_dir = Path(os.path.normpath(output_dir)) if output_dir is not None else default_output_dir(recipe)
     _check_output_dir(output_dir, overwrite)
     work_dir = output_dir.with_name(output_dir.name + ".partial")
+    try:
+        return _train(recipe, output_dir, work_dir, overwrite, callbacks)
+    except BaseException:
+        # a run that failed before its first checkpoint has nothing to resume: leave no folder that blocks the next
+        if os.environ.get("RANK", "0") == "0" and last_complete_checkpoint(work_dir / "checkpoints") is None:
+            shutil.rmtree(work_dir, ignore_errors=True)
+        raise
+
+
+def _train(
+    recipe: Recipe, output_dir: Path, work_dir: Path, overwrite: bool, callbacks: list[TrainerCallback] | None
+) -> TrainResult:
     checkpoint_dir = work_dir / "checkpoints"
     args = training_arguments(recipe, checkpoint_dir)
     if args.process_index == 0:
@@ -390,6 +415,12 @@ def train(
     )
     last_checkpoint = last_complete_checkpoint(checkpoint_dir) if args.process_index == 0 else None
     last_checkpoint = broadcast_object(last_checkpoint, args)
+    if last_checkpoint is not None and args.process_index == 0:
+        logger.warning(
+            "resuming from %s of %s (an interrupted run of this recipe); pass --overwrite to start over.",
+            Path(last_checkpoint).name,
+            work_dir,
+        )
     started = time.perf_counter()
     train_output = trainer.train(resume_from_checkpoint=last_checkpoint)
     runtime = time.perf_counter() - started
@@ -440,7 +471,20 @@ def train(
 
 
 def _check_output_dir(output_dir: Path, overwrite: bool) -> None:
-    """Refuses to replace anything but an hf_rnn model directory, and that only with `overwrite`."""
+    """Refuses to replace anything but an hf_rnn model directory, and that only with `overwrite`; refuses folders
+    that hold the current one, and paths through files."""
+    here = Path.cwd().resolve()
+    if output_dir.resolve() in (here, *here.parents):
+        raise ValueError(
+            f"--output-dir {output_dir} is the current folder or holds it; the model directory is written and "
+            "replaced as a whole, so name a new folder, e.g. --output-dir model."
+        )
+    for path in (output_dir, output_dir.with_name(output_dir.name + ".partial"), *output_dir.parents):
+        if path.exists() and not path.is_dir():
+            raise FileExistsError(
+                f"{path} is a file, so --output-dir {output_dir} cannot be a folder there; choose another "
+                "--output-dir (nothing was touched)."
+            )
     if not output_dir.is_dir() or not any(output_dir.iterdir()):
         return
     if not (output_dir / "config.json").is_file():
@@ -458,6 +502,10 @@ def _prepare_work_dir(work_dir: Path, recipe: Recipe, overwrite: bool) -> None:
     stamp = work_dir / "recipe.yaml"
     if overwrite:
         shutil.rmtree(work_dir, ignore_errors=True)
+    if stamp.is_file() and stamp.read_text(encoding="utf-8") != recipe.to_yaml():
+        if last_complete_checkpoint(work_dir / "checkpoints") is None:
+            # killed before its first checkpoint: nothing to resume, so it does not block this recipe
+            shutil.rmtree(work_dir)
     if stamp.is_file() and stamp.read_text(encoding="utf-8") != recipe.to_yaml():
         raise FileExistsError(
             f"{work_dir} holds an interrupted run of a different recipe; run that recipe again to resume it, or "
@@ -511,6 +559,12 @@ def _finalize(work_dir: Path, output_dir: Path) -> None:
         shutil.rmtree(work_dir / "runs", ignore_errors=True)
         os.replace(work_dir / "checkpoints" / "runs", work_dir / "runs")
     shutil.rmtree(work_dir / "checkpoints", ignore_errors=True)
+    # every file as a new file of this user is (0644 with the usual umask): some writers create theirs 0600
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in work_dir.rglob("*"):
+        if path.is_file():
+            path.chmod(0o666 & ~umask)
     previous = None
     if output_dir.exists():
         previous = output_dir.with_name(output_dir.name + f".old-{os.getpid()}")
@@ -521,74 +575,6 @@ def _finalize(work_dir: Path, output_dir: Path) -> None:
 
 
 # --- using a trained model ------------------------------------------------------------------------------------
-
-
-def load_model_dir(model_dir: str | Path, allow_pickle: bool = False):
-    """Loads the model and tokenizer of an hf_rnn model directory, with a one-line error naming what is wrong.
-
-    Weights load from safetensors only: a pickled `pytorch_model.bin` can run code when unpickled, so it is refused
-    unless `allow_pickle=True`, and even then it is read with `torch.load(weights_only=True)`.
-    """
-    model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise FileNotFoundError(f"{model_dir} is not a model directory: no such folder.")
-    if not (model_dir / "config.json").is_file():
-        raise FileNotFoundError(f"{model_dir} is not a model directory: it has no config.json.")
-    try:
-        json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{model_dir}/config.json is not valid JSON ({error}); restore it from the Hub or a backup.")
-    try:
-        config = AutoConfig.from_pretrained(model_dir)
-    except StrictDataclassError as error:
-        cause = strict_error_message(error)
-        raise ValueError(f"{model_dir}/config.json holds an invalid value: {cause}") from None
-    if config.model_type not in MODEL_FAMILIES:
-        raise ValueError(f"{model_dir} holds a {config.model_type!r} model, not an hf_rnn one.")
-    has_safetensors = any(model_dir.glob("*.safetensors"))
-    pickles = sorted(p.name for p in model_dir.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
-    if not has_safetensors:
-        if not pickles:
-            raise FileNotFoundError(f"{model_dir} has no weights (model.safetensors is missing).")
-        if not allow_pickle:
-            raise ValueError(
-                f"{model_dir} holds only pickled weights ({', '.join(pickles)}), which can run code when loaded; "
-                "convert them to safetensors, or pass --allow-pickle (allow_pickle=True) if you trust the source."
-            )
-    if has_safetensors:
-        _check_weight_shapes(model_dir, config)
-    try:
-        model = _model_class(config).from_pretrained(model_dir, config=config, use_safetensors=has_safetensors)
-    except (OSError, RuntimeError, SafetensorError) as error:
-        # truncated or corrupt files, and weights whose shapes do not match the config
-        raise ValueError(f"{model_dir}: the weights do not load: {one_line(error, first_only=True)}") from None
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    return model.eval(), tokenizer
-
-
-def _model_class(config) -> type:
-    """The class a model directory holds: its language model when config.json says so, else the classifier."""
-    if any(name.endswith("ForCausalLM") for name in config.architectures or []):
-        return head_class(config.model_type, "causal_lm")
-    return head_class(config.model_type)
-
-
-def _check_weight_shapes(model_dir: Path, config) -> None:
-    """Names the first tensor whose saved shape differs from what config.json describes."""
-    with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in _model_class(config)(config).state_dict().items()}
-    for path in sorted(model_dir.glob("*.safetensors")):
-        try:
-            with safe_open(path, framework="pt") as weights:
-                saved = {key: tuple(weights.get_slice(key).get_shape()) for key in weights.keys()}
-        except SafetensorError as error:
-            raise ValueError(f"{path} is not a readable safetensors file ({error}); re-download or re-save it.")
-        for key, shape in saved.items():
-            if key in expected and expected[key] != shape:
-                raise ValueError(
-                    f"{path.name}: {key} has shape {list(shape)} but config.json describes {list(expected[key])}; "
-                    "the config and the weights do not belong together."
-                )
 
 
 def _refuse_language_model(model, model_dir: str | Path, command: str) -> None:
@@ -614,10 +600,7 @@ def evaluate_model(
     model, tokenizer = load_model_dir(model_dir, allow_pickle=allow_pickle)
     _refuse_language_model(model, model_dir, "hf-rnn eval")
     if data is None:
-        recipe_path = Path(model_dir) / "recipe.yaml"
-        if not recipe_path.is_file():
-            raise FileNotFoundError(f"{model_dir} has no recipe.yaml; say which data to evaluate on with --data.")
-        data = load_data_spec(recipe_path)
+        data = read_data_spec(model_dir)
     splits, label_names = load_splits(data)
     known = model.config.label2id
     unknown = sorted(set(label_names) - set(known))
@@ -629,7 +612,8 @@ def evaluate_model(
     # length-sorted batches carry the least padding
     tokenized = sort_by_length(tokenize_dataset(dataset, tokenizer))
     args = TrainingArguments(
-        output_dir=str(Path(model_dir) / ".eval"),
+        # the Trainer writes nothing here when it only evaluates; the model directory may be read-only
+        output_dir=tempfile.gettempdir(),
         report_to="none",
         per_device_eval_batch_size=256,
         dataloader_pin_memory=torch.cuda.is_available(),

@@ -239,7 +239,7 @@ def test_card_data_separates_user_fields_from_run_fields(model_dir):
 
 
 def test_not_a_model_dir(tmp_path):
-    with pytest.raises(ValueError, match="has no config.json"):
+    with pytest.raises(FileNotFoundError, match="has no config.json"):
         render_model_card(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
     with pytest.raises(ValueError, match="model_type 'bert'"):

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
-from transformers import TrainerCallback
+from safetensors.torch import load_file, save_file
+from transformers import AutoTokenizer, TrainerCallback
 
 import hf_rnn
 from hf_rnn.cli import main
@@ -147,6 +147,17 @@ def _pickle_weights(folder: Path):
     (folder / "model.safetensors").unlink()
 
 
+def _rename_tensors(folder: Path):
+    weights = load_file(folder / "model.safetensors")
+    save_file({f"old.{key}": value for key, value in weights.items()}, folder / "model.safetensors")
+
+
+def _grow_tokenizer(folder: Path):
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.add_tokens([f"extra{i}" for i in range(2000)])
+    tokenizer.save_pretrained(folder)
+
+
 MODEL_DIR_CASES = [
     (lambda d: (d / "config.json").unlink(), "is not a model directory: it has no config.json"),
     (lambda d: (d / "config.json").write_text("{oops"), "config.json is not valid JSON"),
@@ -159,13 +170,25 @@ MODEL_DIR_CASES = [
         "has shape [24] but config.json describes [36]; the config and the weights do not belong together",
     ),
     (_pickle_weights, "holds only pickled weights (pytorch_model.bin), which can run code"),
+    (_edit_config(num_layers=2), "model.safetensors lacks 8 of the model's 19 tensors (backbone.layers.1."),
+    (_rename_tensors, "model.safetensors lacks 11 of the model's 11 tensors"),
+    (
+        _edit_config(model_type="hf_transformer"),
+        "'hf_transformer' is not an hf_rnn model type (hf_rnn, hf_lstm, hf_gru)",
+    ),
+    (lambda d: (d / "tokenizer.json").unlink(), "has no tokenizer.json; copy it from the training output"),
+    (lambda d: (d / "tokenizer.json").write_text('{"model": '), "tokenizer.json does not load"),
+    (_grow_tokenizer, "token ids but the model's embedding only"),
 ]
 
 
 @pytest.mark.parametrize(
     "damage,message",
     MODEL_DIR_CASES,
-    ids=["no-config", "bad-json", "bad-value", "bad-range", "no-weights", "truncated", "shapes", "pickle"],
+    ids=[
+        *("no-config", "bad-json", "bad-value", "bad-range", "no-weights", "truncated", "shapes", "pickle"),
+        *("fewer-layers", "no-name-matches", "unknown-type", "no-tokenizer", "bad-tokenizer", "big-tokenizer"),
+    ],
 )
 def test_broken_model_directories(model_dir, tmp_path, capsys, monkeypatch, damage, message):
     broken = tmp_path / "broken"
@@ -175,6 +198,32 @@ def test_broken_model_directories(model_dir, tmp_path, capsys, monkeypatch, dama
     assert code == 2
     assert message in err, err
     assert one_error_line(err)
+
+
+@pytest.mark.parametrize("command", ["eval", "summary", "card", "push"])
+def test_every_command_reads_model_directories_with_the_same_messages(
+    model_dir, tmp_path, capsys, monkeypatch, command
+):
+    broken = tmp_path / "broken"
+    shutil.copytree(model_dir, broken)
+    _edit_config(model_type="hf_transformer")(broken)
+    args = {"push": ["push", str(broken), "me/model"]}.get(command, [command, str(broken)])
+    code, err = run_cli(*args, cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch)
+    assert code == 2
+    assert "'hf_transformer' is not an hf_rnn model type (hf_rnn, hf_lstm, hf_gru)" in one_error_line(err)
+
+
+def test_eval_writes_nothing_into_the_model_directory(model_dir, tmp_path, capsys, monkeypatch):
+    """A model directory may be read-only (a shared folder, a Hub cache): evaluating it must not write there."""
+    data = write_csv(
+        tmp_path, "few.csv", "text,label\n" + "".join(f"text {i},{['pos', 'neg'][i % 2]}\n" for i in range(8))
+    )
+    before = sorted(p.relative_to(model_dir) for p in model_dir.rglob("*"))
+    code, err = run_cli(
+        "eval", str(model_dir), "--data", str(data), cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch
+    )
+    assert code == 0, err
+    assert sorted(p.relative_to(model_dir) for p in model_dir.rglob("*")) == before
 
 
 def test_pickled_weights_load_only_when_allowed(model_dir, tmp_path):
@@ -291,10 +340,20 @@ def test_model_directory_holds_no_pickles(model_dir):
 
 def test_runtime_failure_is_exit_code_1_with_one_line(tmp_path, capsys, monkeypatch):
     """A failure while running, not caused by a bad recipe or argument, is exit code 1 with one line."""
+    cross_entropy = torch.nn.functional.cross_entropy
+    # a diverging run: from some point on every loss is NaN, and training stops on it
+    monkeypatch.setattr(torch.nn.functional, "cross_entropy", lambda *a, **k: cross_entropy(*a, **k) * float("nan"))
+    code, err = run_cli("train", str(recipe_file(tmp_path)), cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch)
+    assert code == 1
+    assert one_error_line(err).startswith("hf-rnn: error: NonFiniteLossError: training loss became nan at step 2")
+
+
+def test_an_output_path_through_a_file_is_a_user_error(tmp_path, capsys, monkeypatch):
     (tmp_path / "occupied").write_text("a file where the output folder should go")
     recipe = recipe_file(tmp_path)
     code, err = run_cli(
         "train", str(recipe), "--output-dir", "occupied/model", cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch
     )
-    assert code == 1
-    assert one_error_line(err).startswith("hf-rnn: error: NotADirectoryError")
+    assert code == 2
+    assert one_error_line(err).startswith("hf-rnn: error: occupied is a file, so --output-dir occupied/model cannot")
+    assert (tmp_path / "occupied").read_text() == "a file where the output folder should go"

@@ -5,13 +5,14 @@ import tempfile
 
 import pytest
 import torch
+import yaml
 from huggingface_hub.errors import StrictDataclassError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hf_rnn import MODEL_FAMILIES
 from hf_rnn.configuration_rnn import ACTIVATIONS, MERGE_MODES, POOLINGS
-from hf_rnn.recipes import RecipeError, recipe_from_dict
+from hf_rnn.recipes import Recipe, RecipeError, load_recipe, recipe_from_dict
 
 SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -112,3 +113,115 @@ def test_random_invalid_recipes_raise_value_error(data, field):
         recipe_from_dict({"model": {"type": "gru", field: value}})
     assert isinstance(raised.value, ValueError)
     assert "\n" not in str(raised.value)
+
+
+# --- random recipes (issue 13): a valid recipe or one clear line, never another exception --------------------
+
+KEYS = ["model", "data", "training", "tokenizer", "hub", "name", "extends", "type", "hidden_size", "seed", "metrics"]
+KEYS += ["dataset", "eval_strategy", "language", "bidirectional", "num_layers", "max_tokens", "base", "bf16", "x"]
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+    st.sampled_from(["no", "yes", "on", "off", "gru", "lstm", "epoch", "imdb", "quickstart", "accuracy", "1e-3"]),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=5), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+recipes = st.dictionaries(st.sampled_from(KEYS), values, max_size=5)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(recipe=recipes, style=st.sampled_from([None, True, False]))
+def test_random_recipes_give_a_valid_recipe_or_one_clear_line(tmp_path_factory, monkeypatch, recipe, style):
+    """Random keys, values and YAML shapes (block, flow, nesting) through the file loader: a valid recipe or a
+    one-line RecipeError, never another exception."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    folder = tmp_path_factory.mktemp("random")
+    path = folder / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe, default_flow_style=style, allow_unicode=True))
+    try:
+        loaded = load_recipe(str(path))
+    except RecipeError as error:
+        assert "\n" not in str(error) and str(error).strip()
+    else:
+        assert isinstance(loaded, Recipe)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=st.text(alphabet=st.sampled_from(list("ab:-[]{}&*!|>'\"#, \n\t0yesno")), max_size=60))
+def test_random_yaml_text_gives_a_valid_recipe_or_one_clear_line(tmp_path_factory, text):
+    path = tmp_path_factory.mktemp("text") / "recipe.yaml"
+    path.write_text(text)
+    try:
+        load_recipe(str(path))
+    except RecipeError as error:
+        assert "\n" not in str(error) and str(error).strip()
+
+
+# keys of every section, so that random values reach the type checks, the sections' own checks and the size estimate
+SECTION_KEYS = [
+    ("model", "hidden_size"),
+    ("model", "embedding_dim"),
+    ("model", "num_layers"),
+    ("model", "pooling"),
+    ("model", "bidirectional"),
+    ("model", "classifier_hidden_sizes"),
+    ("model", "dropout"),
+    ("model", "type"),
+    ("model", "frontend_pretrained"),
+    ("tokenizer", "max_tokens"),
+    ("tokenizer", "kind"),
+    ("tokenizer", "max_length"),
+    ("data", "validation_size"),
+    ("data", "text_column"),
+    ("data", "max_train_samples"),
+    ("training", "learning_rate"),
+    ("training", "eval_strategy"),
+    ("training", "save_strategy"),
+    ("training", "metrics"),
+    ("training", "metric_for_best_model"),
+    ("training", "early_stopping_patience"),
+    ("hub", "push_to_hub"),
+    ("hub", "language"),
+]
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(changes=st.lists(st.tuples(st.sampled_from(SECTION_KEYS), values), min_size=1, max_size=3))
+def test_random_changes_to_a_valid_recipe_give_a_valid_recipe_or_one_clear_line(monkeypatch, changes):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    overrides = [
+        f"{section}.{key}={yaml.safe_dump(value, default_flow_style=True).strip()}"
+        for (section, key), value in changes
+    ]
+    overrides = [override.removesuffix("\n...") for override in overrides]
+    try:
+        loaded = load_recipe("quickstart", overrides=overrides)
+    except RecipeError as error:
+        assert "\n" not in str(error) and str(error).strip()
+    else:
+        assert isinstance(loaded, Recipe)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=recipes)
+def test_random_dict_recipes_give_a_valid_recipe_or_one_clear_line(data):
+    try:
+        recipe_from_dict(data)
+    except RecipeError as error:
+        assert "\n" not in str(error)

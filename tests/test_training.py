@@ -118,7 +118,8 @@ def test_a_folder_that_is_not_a_model_is_never_replaced(tmp_path):
 def test_an_interrupted_run_resumes_only_with_the_same_recipe(tmp_path):
     recipe = load_recipe(write_recipe(tmp_path))
     with pytest.raises(KeyboardInterrupt):
-        train(recipe, output_dir=tmp_path / "model", callbacks=[InterruptAt(3)])
+        # after the first checkpoint (step 10): a run stopped before it leaves nothing to resume, and no folder
+        train(recipe, output_dir=tmp_path / "model", callbacks=[InterruptAt(12)])
     changed = load_recipe(write_recipe(tmp_path), overrides=["tokenizer.max_tokens=500"])
     with pytest.raises(FileExistsError, match="holds an interrupted run of a different recipe"):
         train(changed, output_dir=tmp_path / "model")
