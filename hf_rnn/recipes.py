@@ -572,6 +572,10 @@ def _build_training(values: Any, where: _Where) -> TrainingSpec:
         # hf-rnn's checks name their field (`error.field`); TrainingArguments' own point at the section
         field_name = getattr(error, "field", None)
         place = where.of(("training", field_name) if field_name in values else ("training",))
+        if not place.startswith("--set"):
+            # a `--set` value the message names is the newest change, so the likeliest cause: point at it
+            named = _error_place(str(error), values, "training", where)
+            place = named if named.startswith("--set") else place
         raise RecipeError(f"{place}: training: {one_line(error)}") from None
     return spec
 
@@ -686,6 +690,9 @@ def _check_config_values(spec: ModelSpec, where: _Where) -> None:
         if isinstance(value, str) and numeric and _FLOAT_TEXT.fullmatch(value.strip()):
             # YAML 1.1 reads `5e-1` (no dot) as a string; a float field takes what Python reads as a number
             spec.config[key] = value = float(value)
+        if isinstance(value, str) and hints.get(key) is bool and value.lower() in _YAML11_BOOLEANS:
+            # `bidirectional: on` (YAML 1.1) means true where the field is a boolean
+            spec.config[key] = value = _YAML11_BOOLEANS[value.lower()]
         for validator in config_class.__validators__.get(key, []):
             try:
                 validator(value)

@@ -110,7 +110,7 @@ def test_recipes_select_label_sets_and_data_files(tmp_path, split_files):
     path.write_text("data:\n  dataset: trec\n  label_column: fine_labels\n")
     with pytest.raises(
         RecipeError,
-        match=r"r.yaml:1: data: Column 'fine_labels' not found in embedded dataset 'trec'\. "
+        match=r"r.yaml:\d: data: Column 'fine_labels' not found in embedded dataset 'trec'\. "
         r"Available columns: text, label, fine_label",
     ):
         load_recipe(str(path))
