@@ -49,7 +49,9 @@ def _one_layer_while_loop_rnn(nonlinearity):
             i = index.item()
             torch._check(i >= 0)
             torch._check(i <= precomputed_input.size(0) - 1)
-            cur_hidden = nonlinearity(torch.nn.functional.linear(cur_hidden, hh_weight, hh_bias) + precomputed_input[i])
+            cur_hidden = nonlinearity(
+                torch.nn.functional.linear(cur_hidden, hh_weight, hh_bias) + precomputed_input[i]
+            )
             out = out.clone()
             out[i] = cur_hidden.squeeze(0)
             return index + 1, out, cur_hidden

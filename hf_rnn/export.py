@@ -17,10 +17,14 @@ is checked before it is kept: onnxruntime (or the loaded program) must reproduce
 lengths to 1e-4 (fp32); an int8 export records its largest logit difference and label agreement instead.
 """
 
+import contextlib
 import importlib.metadata
 import json
+import logging
 import os
 import shutil
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -106,14 +110,9 @@ def export_model(
             f"{model_dir} has no {' or '.join(missing)}; an export carries the model's fast tokenizer. Save the "
             "tokenizer with `tokenizer.save_pretrained(model_dir)` first."
         )
-    module = exportable(model)
-    example, checked = example_batch(model.config, _TRACE_LENGTHS), example_batch(model.config, _CHECK_LENGTHS)
 
     def build(folder: Path) -> None:
-        if format == "onnx":
-            check = _export_onnx(module, example, checked, folder, quantize, opset)
-        else:
-            check = _export_program(module, example, checked, folder)
+        check = write_onnx(model, folder, quantize, opset) if format == "onnx" else write_program(model, folder)
         for name in _COPIED_FILES:
             if (model_dir / name).is_file():
                 shutil.copy2(model_dir / name, folder / name)
@@ -146,18 +145,44 @@ def example_batch(config, lengths: tuple[int, ...] = _CHECK_LENGTHS) -> tuple[to
     return torch.from_numpy(input_ids), torch.from_numpy(attention_mask)
 
 
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """Hides the exporters' notes to PyTorch developers (deprecations inside torch, optional torchvision ops, the RNN
+    modules' flattened weights); a failed export still raises with the full message."""
+    # onnxruntime's quantizer logs its advice to pre-process the model (shape inference) on the root logger
+    loggers = [logging.getLogger("torch.onnx"), logging.getLogger()]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
 def _dynamic_shapes() -> dict:
     batch = torch.export.Dim("batch", min=1)
     sequence = torch.export.Dim("sequence", min=1)
     return {"input_ids": {0: batch, 1: sequence}, "attention_mask": {0: batch, 1: sequence}}
 
 
-def _export_onnx(
-    module: LogitsModule, example: tuple, checked: tuple, folder: Path, quantize: str | None, opset: int | None
-) -> dict:
-    """Writes `model.onnx` (fp32, or int8 from a temporary fp32 file) and checks it with onnxruntime."""
+def write_onnx(model: nn.Module, folder: Path, quantize: str | None = None, opset: int | None = None) -> dict:
+    """
+    Writes `folder/model.onnx` (fp32, or int8 from a temporary fp32 file) for an hf_rnn sequence classifier and checks
+    it with onnxruntime against PyTorch on a batch of mixed lengths; the model file only (see `export_model` for a
+    complete deployment folder).
+
+    Returns:
+        `dict`: the check: the batch's lengths, the largest absolute logit difference, the label agreement.
+    """
+    module = exportable(model)
+    example, checked = example_batch(model.config, _TRACE_LENGTHS), example_batch(model.config, _CHECK_LENGTHS)
     fp32_path = folder / (".fp32.onnx" if quantize else ONNX_FILE)
-    with rnn_patches():
+    with rnn_patches(), _quiet_exporter():
         program = torch.onnx.export(
             module,
             example,
@@ -179,7 +204,8 @@ def _export_onnx(
 
         # recurrent (LSTM), MatMul / Gemm and embedding (Gather) weights become int8; GRU and simple-RNN nodes have
         # no int8 kernel in onnxruntime and stay fp32
-        quantize_dynamic(fp32_path, folder / ONNX_FILE, weight_type=QuantType.QInt8)
+        with _quiet_exporter():
+            quantize_dynamic(fp32_path, folder / ONNX_FILE, weight_type=QuantType.QInt8)
         fp32_path.unlink()
     return _check_onnx(module, checked, folder, quantize)
 
@@ -204,11 +230,19 @@ def _check_onnx(module: LogitsModule, inputs: tuple, folder: Path, quantize: str
     return _compare(module, inputs, session.run(["logits"], feeds)[0], quantize)
 
 
-def _export_program(module: LogitsModule, example: tuple, inputs: tuple, folder: Path) -> dict:
+def write_program(model: nn.Module, folder: Path) -> dict:
+    """Writes `folder/model.pt2` (`torch.export.save`) and checks it against the model; returns the check."""
+    module = exportable(model)
+    example, inputs = example_batch(model.config, _TRACE_LENGTHS), example_batch(model.config, _CHECK_LENGTHS)
     from torch.export._patches import register_gru_while_loop_decomposition, register_lstm_while_loop_decomposition
 
     # the recurrent ops traced as while loops, so that the sequence axis stays dynamic (as torch.onnx.export does)
-    with rnn_patches(), register_lstm_while_loop_decomposition(), register_gru_while_loop_decomposition():
+    with (
+        rnn_patches(),
+        _quiet_exporter(),
+        register_lstm_while_loop_decomposition(),
+        register_gru_while_loop_decomposition(),
+    ):
         program = torch.export.export(module, example, dynamic_shapes=_dynamic_shapes())
     path = folder / PROGRAM_FILE
     torch.export.save(program, str(path))
@@ -292,7 +326,9 @@ def _check_output_dir(output_dir: Path, model_dir: Path, overwrite: bool) -> Non
             "touched)."
         )
     if not overwrite:
-        raise FileExistsError(f"{output_dir} already holds an export; pass --overwrite (overwrite=True) to replace it.")
+        raise FileExistsError(
+            f"{output_dir} already holds an export; pass --overwrite (overwrite=True) to replace it."
+        )
 
 
 def _write_atomically(output_dir: Path, build) -> None:
@@ -314,4 +350,4 @@ def _write_atomically(output_dir: Path, build) -> None:
     shutil.rmtree(previous)
 
 
-__all__ = ["export_model", "exportable", "example_batch", "LogitsModule", "FORMATS"]
+__all__ = ["export_model", "exportable", "example_batch", "write_onnx", "write_program", "LogitsModule", "FORMATS"]
