@@ -34,7 +34,7 @@ from . import __version__
 from ._export_patches import RNN_TRANSLATIONS, rnn_patches
 from .modeling_rnn import RecurrentLayer
 from .onnx_runtime import MANIFEST, ONNX_FILE, PROGRAM_FILE, pad_right, read_manifest
-from .training import load_model_dir
+from .training import _refuse_language_model, load_model_dir
 from .utils import atomic_directory
 
 FORMATS = ("onnx", "exported-program")
@@ -104,6 +104,7 @@ def export_model(
     model_dir, output_dir = Path(model_dir), Path(output_dir)
     _check_output_dir(output_dir, model_dir, overwrite)
     model, _ = load_model_dir(model_dir)
+    _refuse_language_model(model, model_dir, "hf-rnn export")
     missing = [name for name in ("config.json", "tokenizer.json") if not (model_dir / name).is_file()]
     if missing:
         raise FileNotFoundError(

@@ -63,6 +63,7 @@ class TorchPredictor:
 
     def __init__(self, model, tokenizer, id2label: dict[int, str] | None = None, bf16: bool = False):
         from .data import PaddingCollator
+        from .tokenization import TextEncoder
 
         # an exported program's module takes (input_ids, attention_mask), returns the logits and has no eval()
         self.returns_logits = not hasattr(model, "config")
@@ -71,16 +72,25 @@ class TorchPredictor:
         self.id2label = id2label if id2label is not None else dict(model.config.id2label)
         self.bf16 = bf16
         self.collator = PaddingCollator(pad_token_id=tokenizer.pad_token_id)
+        # tokenizer(texts, truncation=True)["input_ids"], through the Rust tokenizer's fast batch path
+        self.encoder = TextEncoder(tokenizer)
 
     def encode(self, texts: list[str]) -> list[list[int]]:
-        return self.tokenizer(texts, truncation=True)["input_ids"]
+        return self.encoder(texts)
 
     def logits(self, batch: list[list[int]]) -> np.ndarray:
         import torch
 
+        from .cpu import flushed_denormals
+
         inputs = self.collator([{"input_ids": ids} for ids in batch])
         device = torch.device("cpu") if self.returns_logits else self.model.device
-        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16):
+        # denormals flushed to zero: recurrent steps produce them, and x86 cores handle them in slow microcode
+        with (
+            torch.no_grad(),
+            torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16),
+            flushed_denormals(),
+        ):
             if self.returns_logits:
                 if inputs["input_ids"].shape[1] == 0:
                     inputs = {name: torch.zeros(len(batch), 1, dtype=torch.long) for name in inputs}
@@ -130,9 +140,10 @@ def load_predictor(
         return OnnxClassifier(folder)
     if manifest is not None:
         return _exported_program_predictor(folder, manifest, bf16)
-    from .training import load_model_dir
+    from .training import _refuse_language_model, load_model_dir
 
     model, loaded_tokenizer = load_model_dir(folder, allow_pickle=allow_pickle)
+    _refuse_language_model(model, folder, "hf-rnn predict")
     return TorchPredictor(model, tokenizer or loaded_tokenizer, bf16=bf16)
 
 
