@@ -85,7 +85,7 @@ def export_model(
         overwrite (`bool`, *optional*, defaults to `False`):
             Replace an earlier export in `output_dir` (once the new one is complete).
         opset (`int`, *optional*):
-            ONNX opset; default: the exporter's own (18 with torch 2.13).
+            ONNX opset; default: the exporter's own (20 with torch 2.13).
 
     Returns:
         `Path`: `output_dir`.
@@ -100,7 +100,7 @@ def export_model(
             "PyTorch model use torch.ao.quantization.quantize_dynamic on the loaded model."
         )
     if format == "onnx":
-        _require_onnx_tools(quantize)
+        _require_onnx_tools()
     model_dir, output_dir = Path(model_dir), Path(output_dir)
     _check_output_dir(output_dir, model_dir, overwrite)
     model, _ = load_model_dir(model_dir)
@@ -302,7 +302,7 @@ def _versions(format: str) -> dict:
     return versions
 
 
-def _require_onnx_tools(quantize: str | None) -> None:
+def _require_onnx_tools() -> None:
     """Names the missing packages of an ONNX export before any work is done."""
     import importlib.util
 
