@@ -35,8 +35,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .benchmark import FULL, QUICK, Workload, make_sequences
+from .benchmark.workload import FULL, QUICK, Workload, make_sequences
 from .configuration_rnn import LSTMConfig
+from .cpu import flushed_denormals
 from .export import write_onnx
 from .inference import TorchPredictor, predict
 from .modeling_rnn import LSTMForSequenceClassification
@@ -64,7 +65,8 @@ class _Row:
 
 def _torch_logits(model: nn.Module, bf16: bool = False):
     def logits(input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        # denormals flushed as in hf_rnn.predict (and in onnxruntime's sessions here)
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16), flushed_denormals():
             output = model(input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(attention_mask))
         return output.logits.float().numpy()
 

@@ -60,7 +60,7 @@ from .hub import push_model
 from .inference import predict  # noqa: F401  (moved to inference.py; `from hf_rnn.training import predict` works)
 from .modeling_rnn import build_frontend
 from .recipes import METRIC_KEYS, Recipe, RecipeError, load_data_spec, strict_error_message
-from .tokenization import TextEncoder, build_tokenizer, tokenize_dataset
+from .tokenization import build_tokenizer, tokenize_dataset
 from .utils import one_line
 
 logger = logging.getLogger(__name__)

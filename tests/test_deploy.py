@@ -316,3 +316,21 @@ def test_onnx_predict_runs_without_torch(exported, trained, how):
     assert [r["text"] for r in results] == TEXTS
     assert [r["label"] for r in results] == [r["label"] for r in expected]
     np.testing.assert_allclose([r["score"] for r in results], [r["score"] for r in expected], atol=1e-5)
+
+
+def test_deploy_benchmark_quick(tmp_path):
+    """`hf-rnn bench --deploy --quick`: every row measured on the same batches, sizes from the files written, the
+    int8 export the smallest, and the report written as JSON and markdown."""
+    from hf_rnn.deploy_bench import run_deploy_benchmark
+
+    report = run_deploy_benchmark(quick=True, output_dir=tmp_path)
+    rows = {row["name"]: row for row in report["rows"]}
+    assert {"pytorch_fp32", "pytorch_int8", "onnxruntime_fp32", "onnxruntime_int8"} <= set(rows)
+    assert rows["pytorch_fp32"]["ratio"] == 1.0
+    assert all(row["tokens_per_s"] > 0 and row["model_bytes"] > 0 for row in rows.values())
+    assert rows["onnxruntime_int8"]["model_bytes"] < 0.5 * rows["onnxruntime_fp32"]["model_bytes"]
+    assert report["targets"][0]["target"].startswith("onnxruntime_int8 tokens/s")
+    saved = json.loads((tmp_path / "deploy_benchmark.json").read_text())
+    assert [row["name"] for row in saved["rows"]] == [row["name"] for row in report["rows"]]
+    assert (tmp_path / "deploy_benchmark.md").read_text() == report["markdown"]
+    assert "| onnxruntime_int8 |" in report["markdown"]
