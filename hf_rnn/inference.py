@@ -138,6 +138,11 @@ def load_predictor(
         if bf16:
             raise ValueError("bf16 applies to PyTorch models; an ONNX export runs as exported (fp32 or int8).")
         return OnnxClassifier(folder)
+    if manifest is not None and manifest["format"] == "onnx":
+        raise ValueError(
+            f"{folder} is an ONNX export, which runs with --backend onnx (backend='onnx'); for PyTorch, give the "
+            "model directory it was exported from."
+        )
     if manifest is not None:
         return _exported_program_predictor(folder, manifest, bf16)
     from .training import _refuse_language_model, load_model_dir

@@ -276,6 +276,8 @@ def test_onnx_backend_agrees_with_pytorch(trained, exported, capsys):
     assert code == 2 and "is not an ONNX export" in err and "hf-rnn export" in err
     code, _, err = cli("predict", "--bf16", str(exported), "text", capsys=capsys)
     assert code == 2 and "bf16 applies to PyTorch models" in err
+    code, _, err = cli("predict", "--backend", "torch", str(exported), "text", capsys=capsys)
+    assert code == 2 and "is an ONNX export, which runs with --backend onnx" in err
 
 
 SERVE = """
