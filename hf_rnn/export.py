@@ -80,7 +80,7 @@ def export_model(
         format (`str`, *optional*, defaults to `"onnx"`):
             `"onnx"` (`model.onnx`, run with onnxruntime) or `"exported-program"` (`model.pt2`, `torch.export.save`).
         quantize (`str`, *optional*):
-            `"int8"`: ONNX with int8 weights by onnxruntime's dynamic quantization (recurrent, linear and embedding
+            `"int8"`: ONNX with int8 weights by onnxruntime's dynamic quantization (LSTM, MatMul and embedding
             weights; activations quantized on the fly). ONNX only.
         overwrite (`bool`, *optional*, defaults to `False`):
             Replace an earlier export in `output_dir` (once the new one is complete).
@@ -203,7 +203,7 @@ def write_onnx(model: nn.Module, folder: Path, quantize: str | None = None, opse
     if quantize:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        # recurrent (LSTM), MatMul / Gemm and embedding (Gather) weights become int8; GRU and simple-RNN nodes have
+        # LSTM, MatMul and embedding (Gather) weights become int8; GRU and simple-RNN nodes have
         # no int8 kernel in onnxruntime and stay fp32
         with _quiet_exporter():
             quantize_dynamic(fp32_path, folder / ONNX_FILE, weight_type=QuantType.QInt8)
