@@ -205,6 +205,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     )
     for text in texts:
         print(text, flush=True)
+    return 0
 
 
 def _cmd_export(args: argparse.Namespace) -> int:

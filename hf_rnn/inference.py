@@ -250,7 +250,8 @@ def _predict_all(predictor: Predictor, texts: list, batch_size: int) -> list[dic
             predictor.logits([encoded[i] for i in order[start : start + batch_size]])
             for start in range(0, len(order), batch_size)
         ]
-    ).astype(np.float64)
+    ).astype(np.float32)
+    # float32, as the model computes: scores do not show float64 digits that vary with the batch's padding
     probabilities = np.exp(logits - logits.max(-1, keepdims=True))
     probabilities /= probabilities.sum(-1, keepdims=True)
     labels, scores = probabilities.argmax(-1), probabilities.max(-1)
