@@ -3,12 +3,14 @@
     hf-rnn list                                  models, recipes and embedded datasets in the zoo
     hf-rnn train [RECIPE] [--set KEY=VALUE ...]  train, evaluate and save (default: the quickstart recipe)
     hf-rnn eval MODEL_DIR [--data DATASET]       test-set metrics of a saved model
-    hf-rnn predict MODEL_DIR [TEXT ...] [--file F] [--output OUT]
+    hf-rnn predict MODEL_DIR [TEXT ...] [--file F] [--output OUT] [--backend torch|onnx]
     hf-rnn generate MODEL_DIR --prompt TEXT      continue a text with a language model (sampling or beams)
+    hf-rnn export MODEL_DIR OUT [--format onnx|exported-program] [--quantize int8]
     hf-rnn summary MODEL                         Keras-style layer table with parameter counts
     hf-rnn card MODEL_DIR                        (re)write the model card
     hf-rnn push MODEL_DIR REPO_ID [--private] [--revision R]
     hf-rnn bench [--quick]                       tokens/s against plain PyTorch and Keras
+    hf-rnn bench --deploy [--model-dir DIR]      inference: PyTorch fp32/bf16/int8 vs onnxruntime fp32/int8
     hf-rnn reproduce RECIPE ...|--all            train recipes with fixed seeds, write RESULTS.md and results.json
     hf-rnn search RECIPE --trials N              hyperparameter search over the recipe's search: section (optuna)
     hf-rnn bench --generate [--quick]            generation tokens/s with the recurrent cache vs without
@@ -30,11 +32,11 @@ from pathlib import Path
 
 from huggingface_hub.errors import StrictDataclassError
 
-from .recipes import RecipeError, list_models, list_recipes, load_recipe, recipe_description
 from .utils import one_line
 
-# errors caused by what the user gave (a recipe, an argument, a file): exit code 2
-USER_ERRORS = (RecipeError, ValueError, FileNotFoundError, FileExistsError, StrictDataclassError, UnicodeDecodeError)
+# errors caused by what the user gave (a recipe, an argument, a file): exit code 2. RecipeError is a ValueError;
+# `hf_rnn.recipes` is imported by the commands that use it, so that `hf-rnn predict --backend onnx` runs without torch
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, StrictDataclassError, UnicodeDecodeError)
 # OS errors on a path the user gave (a missing file, a folder given for a file, a read-only output): exit code 2
 USER_OS_ERRORS = (IsADirectoryError, NotADirectoryError, PermissionError)
 _USER_ERRNOS = (errno.EROFS, errno.ENAMETOOLONG, errno.ELOOP)
@@ -56,6 +58,7 @@ BF16_HELP = (
 
 def _cmd_list(args: argparse.Namespace) -> int:
     from .data import EMBEDDED_DATASETS
+    from .recipes import list_models, list_recipes, recipe_description
     from .registry import model_description
 
     print("Models (configs/models):")
@@ -72,7 +75,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def _network_note(name: str) -> str:
     """` [needs the network: ...]` for a recipe that reads from the Hub (see recipes.network_sources)."""
-    from .recipes import network_sources
+    from .recipes import RecipeError, load_recipe, network_sources
 
     try:
         sources = network_sources(load_recipe(name))
@@ -82,6 +85,7 @@ def _network_note(name: str) -> str:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from .recipes import load_recipe
     from .training import train
 
     recipe = load_recipe(args.recipe, overrides=args.set)
@@ -173,7 +177,7 @@ def _check_output_is_no_input(output: Path, args: argparse.Namespace) -> None:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from .training import predict
+    from .inference import iter_predict
 
     if args.texts and args.file:
         raise ValueError("give texts or --file, not both.")
@@ -182,8 +186,13 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if output is not None:
         _check_output_is_no_input(output, args)
     texts = args.texts or _read_lines(args.file or "-")
-    results = predict(
-        args.model_dir, texts, batch_size=args.batch_size, allow_pickle=args.allow_pickle, bf16=args.bf16
+    results = iter_predict(
+        args.model_dir,
+        texts,
+        batch_size=args.batch_size,
+        backend=args.backend,
+        allow_pickle=args.allow_pickle,
+        bf16=args.bf16,
     )
     if output is None:
         for result in results:
@@ -259,6 +268,22 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_model
+
+    output = export_model(
+        args.model_dir, args.output_dir, format=args.format, quantize=args.quantize, overwrite=args.overwrite
+    )
+    manifest = json.loads((output / "export.json").read_text(encoding="utf-8"))
+    check = manifest["check"]
+    print(
+        f"Exported {args.model_dir} to {output} ({manifest['file']}"
+        + (f", {manifest['quantization']}" if manifest["quantization"] else "")
+        + f"); largest logit difference to PyTorch on the check batch: {check['max_abs_logit_difference']:.1e}"
+    )
+    return 0
+
+
 def _cmd_summary(args: argparse.Namespace) -> int:
     from .recipes import build_untrained_model
     from .summary import summary
@@ -285,6 +310,15 @@ def _cmd_push(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     if args.generate:
         return _bench_generation(args)
+    if args.deploy:
+        from .deploy_bench import run_deploy_benchmark
+
+        report = run_deploy_benchmark(quick=args.quick, model_dir=args.model_dir, output_dir=args.output_dir)
+        print(report["markdown"])
+        print(f"Results written to {Path(args.output_dir) / 'deploy_benchmark.json'} and .md", file=sys.stderr)
+        return 0
+    if args.model_dir:
+        raise ValueError("--model-dir applies to --deploy (the accuracy column); add --deploy.")
     from .benchmark import CELLS, DEFAULT_SECTIONS, format_table, run_benchmark
 
     cells = tuple(c.strip() for c in args.cells.split(",") if c.strip()) if args.cells else CELLS
@@ -313,6 +347,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
+    from .recipes import load_recipe
     from .search import format_trials, search
 
     recipe = load_recipe(args.recipe, overrides=args.set)
@@ -367,7 +402,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("texts", nargs="*", help="texts to label; with none and no --file, lines are read from stdin")
     sub.add_argument("--file", help="a UTF-8 text file with one text per line ('-' for stdin)")
     sub.add_argument("--output", help="write results to a .jsonl or .csv file instead of stdout")
-    sub.add_argument("--batch-size", type=_positive_int, default=256)
+    sub.add_argument("--batch-size", type=_positive_int, default=64, help="texts per forward pass (default: 64)")
+    sub.add_argument(
+        "--backend",
+        choices=["auto", "torch", "onnx"],
+        default="auto",
+        help="onnx: run a folder written by `hf-rnn export` with onnxruntime (no torch needed); auto (default): onnx "
+        "for an ONNX export, torch otherwise",
+    )
     sub.add_argument("--allow-pickle", action="store_true", help=PICKLE_HELP)
     sub.add_argument("--bf16", action="store_true", help=BF16_HELP)
     sub.set_defaults(run=_cmd_predict)
@@ -386,6 +428,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--seed", type=_non_negative_int, help="seed for repeatable sampling")
     sub.add_argument("--allow-pickle", action="store_true", help=PICKLE_HELP)
     sub.set_defaults(run=_cmd_generate)
+    sub = commands.add_parser("export", help="export a model for deployment (ONNX, int8 ONNX, torch.export program)")
+    sub.add_argument("model_dir")
+    sub.add_argument("output_dir", metavar="OUT", help="the folder to write (missing or empty)")
+    sub.add_argument("--format", choices=["onnx", "exported-program"], default="onnx")
+    sub.add_argument(
+        "--quantize", choices=["int8"], help="int8 weights by onnxruntime dynamic quantization (ONNX only)"
+    )
+    sub.add_argument("--overwrite", action="store_true", help="replace an earlier export in OUT")
+    sub.set_defaults(run=_cmd_export)
 
     sub = commands.add_parser("summary", help="print a Keras-style summary of a model")
     sub.add_argument("model", help="a model name or YAML from configs/models, a recipe, or a saved model directory")
@@ -424,6 +475,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="language-model generation tokens/s with the recurrent cache vs rerunning the prefix instead",
     )
     sub.add_argument("--output-dir", default="bench_results", help="where benchmark.json and benchmark.md go")
+    sub.add_argument(
+        "--deploy",
+        action="store_true",
+        help="inference rows instead: PyTorch fp32 / bf16 / int8 and onnxruntime fp32 / int8 (hf_rnn/deploy_bench.py)",
+    )
+    sub.add_argument("--model-dir", help="with --deploy: a trained quickstart model, for the accuracy column")
     sub.set_defaults(run=_cmd_bench)
 
     sub = commands.add_parser(

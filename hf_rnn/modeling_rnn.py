@@ -456,7 +456,8 @@ class RecurrentModel(RecurrentPreTrainedModel):
         # an empty sequence is read as one padding step, so every row has a state to pool
         lengths = mask.sum(1).clamp(min=1)
         positions = torch.arange(mask.shape[1], device=mask.device)
-        if not torch.equal(mask, positions < mask.sum(1, keepdim=True)):
+        # a check on the values, which a traced graph cannot hold: exported models take right padding on trust
+        if not torch.compiler.is_compiling() and not torch.equal(mask, positions < mask.sum(1, keepdim=True)):
             raise ValueError(
                 "hf_rnn models need right-padded inputs (attention_mask of 1s then 0s); "
                 "set tokenizer.padding_side = 'right'."

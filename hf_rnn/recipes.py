@@ -34,8 +34,8 @@ from .configuration_rnn import RecurrentConfig, RNNConfig
 from .data import _LOCAL_BUILDERS, EMBEDDED_DATASETS, DataSpec
 from .frontends import WORD_VECTOR_ALIASES, frontend_config_for, frontend_is_cacheable, resolve_frontend
 from .recipe_yaml import (
-    CONFIGS_DIR,  # noqa: F401 (re-exported)
     _YAML11_BOOLEANS,
+    CONFIGS_DIR,  # noqa: F401 (re-exported)
     MODELS_DIR,
     RECIPES_DIR,
     RecipeError,

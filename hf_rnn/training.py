@@ -1,4 +1,5 @@
-"""Training, evaluation and prediction: a validated recipe in, a saved and evaluated model directory out.
+"""Training and evaluation: a validated recipe in, a saved and evaluated model directory out (prediction:
+`hf_rnn/inference.py`, re-exported here as `predict`).
 
 `train(recipe)` builds the tokenizer, the datasets, the model and a `transformers.Trainer` with length-grouped
 batches (about 3x faster than random batches on CPU: less padding), gradient clipping, early stopping and best-model
@@ -22,7 +23,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -55,11 +56,12 @@ from .frontends import (
     resolve_frontend,
 )
 from .hub import push_model
+from .inference import predict  # noqa: F401  (moved to inference.py; `from hf_rnn.training import predict` works)
 from .model_dir import load_model_dir, read_data_spec
 from .modeling_rnn import build_frontend
 from .recipes import METRICS_DIR, Recipe, RecipeError, check_task
 from .registry import head_class
-from .tokenization import TextEncoder, build_tokenizer, tokenize_dataset
+from .tokenization import build_tokenizer, tokenize_dataset
 from .training_spec import METRIC_KEYS, build_training_arguments, cpu_only
 
 logger = logging.getLogger(__name__)
@@ -628,56 +630,3 @@ def evaluate_model(
         compute_metrics=MetricsComputer(["accuracy", "f1", "roc_auc"], model.config.num_labels),
     )
     return _metrics_only(trainer.evaluate(tokenized, metric_key_prefix=split), split)
-
-
-def predict(
-    model_dir: str | Path,
-    texts: Iterable[str],
-    batch_size: int = 256,
-    allow_pickle: bool = False,
-    bf16: bool = False,
-) -> Iterator[dict[str, str | float]]:
-    """Streams `{"text", "label", "score"}` predictions for texts, batch by batch, in input order.
-
-    Each batch is sorted by length before padding (less padding, faster), and results are yielded as soon as a
-    batch is done, so memory stays flat however many texts come in. With `bf16`, the model runs under bf16 autocast:
-    about 1.5x faster on CPUs with native bf16 (AVX512-BF16, AMX) and on recent GPUs (see `hf-rnn bench`), with
-    scores that differ from fp32 in the second or third decimal.
-    """
-    model, tokenizer = load_model_dir(model_dir, allow_pickle=allow_pickle)
-    _refuse_language_model(model, model_dir, "hf-rnn predict")
-    collator = PaddingCollator(pad_token_id=tokenizer.pad_token_id)
-    batch: list[str] = []
-    for text in texts:
-        batch.append(text)
-        if len(batch) == batch_size:
-            yield from _predict_batch(model, tokenizer, collator, batch, bf16)
-            batch = []
-    if batch:
-        yield from _predict_batch(model, tokenizer, collator, batch, bf16)
-
-
-# rows per forward pass in predict: 64 ran faster than 256 in the benchmark (see hf_rnn/benchmark.py)
-_PREDICT_CHUNK = 64
-
-
-@torch.no_grad()
-def _predict_batch(model, tokenizer, collator: PaddingCollator, texts: list[str], bf16: bool) -> Iterator[dict]:
-    encoded = TextEncoder(tokenizer)(texts)
-    order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
-    # the model runs on length-sorted chunks, each padded only to its own longest text
-    chunks = [order[start : start + _PREDICT_CHUNK] for start in range(0, len(order), _PREDICT_CHUNK)]
-    # autocast and denormal flushing are entered and left before anything is yielded, so they never leak into the
-    # caller's code
-    with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16), flushed_denormals():
-        logits = [model(**collator([{"input_ids": encoded[i]} for i in chunk])).logits for chunk in chunks]
-    probabilities = torch.cat([chunk_logits.float().softmax(-1) for chunk_logits in logits])
-    scores, labels = probabilities.max(-1)
-    results = [None] * len(texts)
-    for rank, index in enumerate(order):
-        results[index] = {
-            "text": texts[index],
-            "label": model.config.id2label[int(labels[rank])],
-            "score": float(scores[rank]),
-        }
-    yield from results
