@@ -88,7 +88,8 @@ def exported(trained, tmp_path_factory) -> Path:
 def untrained_model_dir(folder: Path, cell: str, **fields) -> Path:
     """A randomly initialised classifier of `cell` with a word-level tokenizer, saved like `hf-rnn train` does."""
     tokenizer = build_tokenizer(TokenizerSpec(max_tokens=200, max_length=24), TEXTS * 4)
-    config_class, _, model_class, _ = hf_rnn.MODEL_CLASSES[f"hf_{cell}"]
+    family = hf_rnn.MODEL_FAMILIES[f"hf_{cell}"]
+    config_class, model_class = family.config_class, family.heads["sequence_classification"]
     config = config_class(
         vocab_size=len(tokenizer), embedding_dim=12, hidden_size=8, id2label={0: "neg", 1: "pos", 2: "mixed"}, **fields
     )
