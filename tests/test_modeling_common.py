@@ -3,6 +3,9 @@
 
 Labels come from `TASK_LABELS`; a task not listed there is treated as language modelling (labels = input ids)."""
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +17,6 @@ from hf_rnn import MODEL_FAMILIES
 from hf_rnn.registry import TASK_AUTO_CLASSES
 
 BATCH, TIME, VOCAB, NUM_LABELS = 3, 6, 40, 3
-FIXTURES = Path(__file__).parent / "fixtures"
 
 # task -> labels for a batch of input ids
 TASK_LABELS = {
@@ -153,20 +155,80 @@ _REFERENCE_VARIANTS = {
     "last_uni": dict(bidirectional=False, pooling="last", num_layers=1, classifier_hidden_sizes=[]),
     "keras_mean": dict(initializer="keras", pooling="mean", merge_mode="sum"),
 }
-REFERENCE = load_file(str(FIXTURES / "logits_v0.safetensors"))
+# the modeling code before the v5 forward conventions, run from git history as the reference
+_REFERENCE_COMMIT = "33c4d60d37fbd3019b26c27a90498f9560fd9397"
+_REFERENCE_SCRIPT = """
+import json, sys, torch
+from safetensors.torch import save_file
+sys.path.insert(0, sys.argv[1])
+from reference_rnn import configuration_rnn, modeling_rnn
+base, variants, out = json.loads(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4]
+base["id2label"] = {int(k): v for k, v in base["id2label"].items()}
+mask = (torch.arange(6) < torch.tensor([6, 4, 1]).unsqueeze(1)).long()
+ids = torch.randint(1, base["vocab_size"], (3, 6), generator=torch.Generator().manual_seed(0)) * mask
+tensors = {"input_ids": ids, "attention_mask": mask}
+for model_type, cell in (("hf_rnn", "RNN"), ("hf_lstm", "LSTM"), ("hf_gru", "GRU")):
+    for variant, fields in variants.items():
+        for task, head in (("sequence_classification", "Sequence"), ("token_classification", "Token")):
+            torch.manual_seed(1234)
+            config = getattr(configuration_rnn, cell + "Config")(**{**base, **fields})
+            model = getattr(modeling_rnn, f"{cell}For{head}Classification")(config).eval()
+            with torch.no_grad():
+                tensors[f"{model_type}/{variant}/{task}"] = model(input_ids=ids, attention_mask=mask).logits
+save_file({k: v.contiguous() for k, v in tensors.items()}, out)
+"""
 
 
-@pytest.mark.parametrize("key", sorted(k for k in REFERENCE if "/" in k))
-def test_same_config_and_seed_give_the_same_logits_as_before(key):
-    """logits_v0.safetensors holds the logits of main 33c4d60's modeling_rnn.py (before the v5 forward
-    conventions); seeded construction and forward must reproduce them bit for bit."""
+@pytest.fixture(scope="module")
+def reference_logits(tmp_path_factory) -> dict[str, torch.Tensor]:
+    """The logits of main 33c4d60's modeling_rnn.py, computed in a subprocess from the files in git history."""
+    root = Path(__file__).parent.parent
+    package = tmp_path_factory.mktemp("reference") / "reference_rnn"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    for name in ("configuration_rnn.py", "modeling_rnn.py"):
+        shown = subprocess.run(
+            ["git", "show", f"{_REFERENCE_COMMIT}:hf_rnn/{name}"], cwd=root, capture_output=True, text=True
+        )
+        if shown.returncode != 0:
+            pytest.skip(f"the reference commit is not in this checkout's history: {shown.stderr.strip()}")
+        (package / name).write_text(shown.stdout)
+    out = package.parent / "logits.safetensors"
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _REFERENCE_SCRIPT,
+            str(package.parent),
+            json.dumps(_REFERENCE_BASE),
+            json.dumps(_REFERENCE_VARIANTS),
+            str(out),
+        ],
+        check=True,
+    )
+    return load_file(str(out))
+
+
+_REFERENCE_KEYS = [
+    f"{model_type}/{variant}/{task}"
+    for model_type in ("hf_gru", "hf_lstm", "hf_rnn")
+    for variant in sorted(_REFERENCE_VARIANTS)
+    for task in ("sequence_classification", "token_classification")
+]
+
+
+@pytest.mark.parametrize("key", _REFERENCE_KEYS)
+def test_same_config_and_seed_give_the_same_logits_as_before(key, reference_logits):
+    """Seeded construction and forward reproduce, bit for bit, the logits of main 33c4d60's modeling_rnn.py (before
+    the v5 forward conventions), run from git history."""
     model_type, variant, task = key.split("/")
     family = MODEL_FAMILIES[model_type]
     torch.manual_seed(1234)
     model = family.heads[task](family.config_class(**{**_REFERENCE_BASE, **_REFERENCE_VARIANTS[variant]})).eval()
+    inputs = {name: reference_logits[name] for name in ("input_ids", "attention_mask")}
     with torch.no_grad():
-        logits = model(input_ids=REFERENCE["input_ids"], attention_mask=REFERENCE["attention_mask"]).logits
-    assert torch.equal(logits, REFERENCE[key])
+        logits = model(**inputs).logits
+    assert torch.equal(logits, reference_logits[key])
 
 
 def test_multi_target_regression_as_bert_does():
