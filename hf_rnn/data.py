@@ -449,15 +449,16 @@ class PaddingCollator:
         Args:
             features (`Sequence[dict]`):
                 Examples with `input_ids` (a list, array or tensor of ids) and optionally `label` or `labels` and
-                `frontend_features` (cached encoder outputs of shape `[steps, hidden]`: an array, or the `.npy` bytes
+                `inputs_embeds` (cached encoder outputs of shape `[steps, hidden]`: an array, or the `.npy` bytes
                 that `hf_rnn.frontends.add_frontend_features` stores); other keys (`length`, `text`, ...) are
                 ignored.
 
         Returns:
             `dict[str, torch.Tensor]`: `input_ids` and `attention_mask` (`LongTensor` of shape `[batch, time]`,
             right-padded), when the examples carry labels, `labels` (long for integer labels, float for float or
-            multi-label lists), and when they carry `frontend_features`, those zero-padded to
-            `[batch, steps, hidden]` (`steps` is `time` for token-level features).
+            multi-label lists). Examples that carry `inputs_embeds` give those, zero-padded to `[batch, steps, hidden]`
+            (`steps` is `time` for token-level features), in place of `input_ids`: the model reads them instead of
+            running its encoder, and the attention mask still gives each text's length.
         """
         if not features:
             raise ValueError("PaddingCollator received an empty batch; check the sampler and batch size.")
@@ -479,16 +480,18 @@ class PaddingCollator:
             # class ids feed cross-entropy (long); regression values and multi-label vectors feed MSE / BCE (float)
             is_class_id = labels.ndim == 1 and labels.dtype.kind in "iub"
             batch["labels"] = torch.from_numpy(labels).to(torch.long if is_class_id else torch.float)
-        if "frontend_features" in features[0]:
+        if "inputs_embeds" in features[0]:
             # cached encoder outputs (hf_rnn.frontends): one row per token, or a single row for pooled outputs
-            rows = [_feature_array(f["frontend_features"]) for f in features]
+            rows = [_feature_array(f["inputs_embeds"]) for f in features]
             steps = max(1, max(len(values) for values in rows))
             if self.pad_to_multiple_of is not None:
                 steps = -(-steps // self.pad_to_multiple_of) * self.pad_to_multiple_of
             padded = np.zeros((len(rows), steps, rows[0].shape[-1]), dtype=rows[0].dtype)
             for row, values in enumerate(rows):
                 padded[row, : len(values)] = values
-            batch["frontend_features"] = torch.from_numpy(padded)
+            # a model takes input_ids or inputs_embeds, not both
+            del batch["input_ids"]
+            batch["inputs_embeds"] = torch.from_numpy(padded)
         return batch
 
 

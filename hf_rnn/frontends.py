@@ -70,10 +70,10 @@ WORD_VECTOR_ALIASES = {
 }
 
 # the model input (and dataset column) that carries cached encoder outputs
-FEATURES_COLUMN = "frontend_features"
+FEATURES_COLUMN = "inputs_embeds"
 CACHEABLE_OUTPUTS = ("sequence", "pooled")
 # bump when the cached features are computed or stored differently, so older caches are not reused
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
 # rows encoded per write: sorted by length within it, so batches hold little padding while memory stays bounded
 # (1024 IMDB reviews of 256 tokens are 200 MB of float16 features)
 _CACHE_CHUNK_ROWS = 1024
@@ -222,7 +222,7 @@ def add_frontend_features(
     batch_size: int = 64,
     cache_dir: str | Path | None = None,
 ) -> Dataset | DatasetDict:
-    """Adds a `frontend_features` column of encoder outputs to tokenized data, computing them once and caching them.
+    """Adds an `inputs_embeds` column of encoder outputs to tokenized data, computing them once and caching them.
 
     Each split is encoded once with the encoder in eval mode (batches sorted by length, under `torch.no_grad`) and
     written, with its other columns, atomically to `cache_dir/frontend-<key>/data.arrow`, an Arrow file that is
@@ -234,8 +234,9 @@ def add_frontend_features(
     Each row's features are one `.npy` record (`numpy.load` reads it): an array of shape `(tokens, hidden)`, or
     `(1, hidden)` when pooled. A binary column keeps the dataset unformatted, which is what keeps reading fast: a
     numpy-formatted column made each batch, and the Trainer's per-row length lookups, about 10x slower.
-    [`PaddingCollator`] decodes and pads the column, and hf_rnn models take it as `frontend_features`, skipping the
-    encoder. Only fixed encoder outputs may be cached: see [`frontend_is_cacheable`].
+    [`PaddingCollator`] decodes and pads the column, and hf_rnn models take it as `inputs_embeds` (the vectors their
+    recurrent layers read), skipping the encoder. Only fixed encoder outputs may be cached: see
+    [`frontend_is_cacheable`].
 
     Args:
         dataset (`datasets.Dataset` or `datasets.DatasetDict`): tokenized data with an `input_ids` column (see
@@ -249,7 +250,7 @@ def add_frontend_features(
         cache_dir (`str` or `Path`, *optional*): defaults to `HF_DATASETS_CACHE/hf_rnn`.
 
     Returns:
-        The same type as `dataset`, unformatted, with the `frontend_features` column added.
+        The same type as `dataset`, unformatted, with the `inputs_embeds` column added.
     """
     if output not in CACHEABLE_OUTPUTS:
         raise ValueError(

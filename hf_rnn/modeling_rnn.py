@@ -51,8 +51,8 @@ def check_forward_kwargs(kwargs: dict) -> None:
     if unknown:
         raise TypeError(
             f"forward() got unexpected keyword arguments {', '.join(map(repr, unknown))}; hf_rnn models take "
-            "input_ids or inputs_embeds, attention_mask, token_type_ids, labels, output_hidden_states, return_dict "
-            "and frontend_features."
+            "input_ids or inputs_embeds, attention_mask, token_type_ids, labels, output_hidden_states and "
+            "return_dict."
         )
     if kwargs.get("output_attentions"):
         raise ValueError("output_attentions=True: recurrent models compute no attention weights; leave it unset.")
@@ -325,7 +325,12 @@ class RecurrentModel(RecurrentPreTrainedModel):
     the embeddings and every layer's outputs.
     """
 
-    def __init__(self, config: RecurrentConfig):
+    def __init__(self, config: RecurrentConfig, add_pooling_layer: bool = True):
+        r"""
+        add_pooling_layer (`bool`, *optional*, defaults to `True`):
+            Whether to pool each sequence into `pooler_output`; heads that read only the token outputs (tagging,
+            language models) leave it out, so an attention pooler has no parameters without gradients.
+        """
         super().__init__(config)
         if config.frontend == "bert":
             self.frontend = build_frontend(config)
@@ -340,7 +345,7 @@ class RecurrentModel(RecurrentPreTrainedModel):
         input_sizes = [config.embedding_dim] + [config.output_size] * (config.num_layers - 1)
         self.layers = nn.ModuleList(RecurrentLayer(config, size) for size in input_sizes)
         self.dropout = nn.Dropout(config.dropout)
-        self.pooler = RecurrentPooler(config)
+        self.pooler = RecurrentPooler(config) if add_pooling_layer else None
         # Initialize weights and apply final processing
         self.post_init()
         self.freeze_frontend()
@@ -360,49 +365,36 @@ class RecurrentModel(RecurrentPreTrainedModel):
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor | None,
         inputs_embeds: torch.Tensor | None,
-        frontend_features: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns the token vectors `(batch, time, embedding_dim)` and the mask they go with."""
-        if frontend_features is not None:
-            return self._cached_frontend_output(frontend_features, attention_mask)
+        """Returns the vectors the recurrent layers read, `(batch, time, embedding_dim)`, and the mask they go with."""
+        pooled = self.frontend is not None and self.config.frontend_output == "pooled"
+        if inputs_embeds is not None:
+            # given vectors, e.g. a frozen encoder's outputs cached by `hf_rnn.frontends.add_frontend_features`
+            # (float16 on disk); a pooled encoder output is one step per text
+            if pooled and inputs_embeds.shape[1] == 1:
+                attention_mask = attention_mask[:, :1]
+            if inputs_embeds.shape[:2] != attention_mask.shape:
+                raise ValueError(
+                    f"inputs_embeds of shape {tuple(inputs_embeds.shape)} do not match the attention_mask of shape "
+                    f"{tuple(attention_mask.shape)}; pad both to the same length (hf_rnn.data.PaddingCollator does)."
+                )
+            return inputs_embeds.to(self.dtype), attention_mask
         if self.frontend is None:
-            return (inputs_embeds if inputs_embeds is not None else self.embeddings(input_ids)), attention_mask
+            return self.embeddings(input_ids), attention_mask
         output_mix = self.layer_weights is not None
         encoded = self.frontend(
             input_ids=input_ids,
             attention_mask=attention_mask,
             token_type_ids=token_type_ids,
-            inputs_embeds=inputs_embeds,
             output_hidden_states=output_mix,
         )
-        if self.config.frontend_output == "pooled":
+        if pooled:
             # the pooled vector is a one-step sequence for the recurrent layers
             return encoded.pooler_output.unsqueeze(1), attention_mask[:, :1]
         if output_mix:
             weights = self.layer_weights.softmax(0)
             return sum(w * h for w, h in zip(weights, encoded.hidden_states)), attention_mask
         return encoded.last_hidden_state, attention_mask
-
-    def _cached_frontend_output(
-        self, features: torch.Tensor, attention_mask: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Encoder outputs computed beforehand (`hf_rnn.frontends.add_frontend_features`) in place of the encoder."""
-        if self.frontend is None or self.config.freeze_frontend != "all" or self.layer_weights is not None:
-            raise ValueError(
-                "frontend_features (cached encoder outputs) need a fully frozen encoder read as 'sequence' or "
-                "'pooled' output (frontend='bert', freeze_frontend='all'); a trainable or layer_mix frontend runs "
-                "the encoder at every step, so pass input_ids only."
-            )
-        # cached token-level features are float16 on disk
-        features = features.to(self.dtype)
-        if self.config.frontend_output == "pooled":
-            return features[:, :1], attention_mask[:, :1]
-        if features.shape[:2] != attention_mask.shape:
-            raise ValueError(
-                f"frontend_features of shape {tuple(features.shape)} do not match the attention_mask of shape "
-                f"{tuple(attention_mask.shape)}; pad both to the same length (hf_rnn.data.PaddingCollator does)."
-            )
-        return features, attention_mask
 
     def _one_padding_step(self, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None):
         reference = input_ids if input_ids is not None else inputs_embeds
@@ -420,14 +412,14 @@ class RecurrentModel(RecurrentPreTrainedModel):
         token_type_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
-        frontend_features: torch.Tensor | None = None,
         **kwargs: Unpack[RecurrentKwargs],
     ) -> BaseModelOutputWithPooling:
         r"""
-        frontend_features (`torch.Tensor` of shape `(batch_size, sequence_length, hidden_size)`, *optional*):
-            Outputs of a fully frozen encoder frontend computed beforehand (`hf_rnn.frontends.add_frontend_features`,
-            zero-padded; one step per text for `frontend_output="pooled"`). The encoder is skipped; `input_ids` and
-            `attention_mask` still give the lengths.
+        inputs_embeds (`torch.Tensor` of shape `(batch_size, sequence_length, embedding_dim)`, *optional*):
+            The vectors the recurrent layers read, in place of `input_ids`: token embeddings, or for a
+            `frontend="bert"` model the encoder's outputs, which then does not run (the feature cache of
+            `hf_rnn.frontends.add_frontend_features` passes a fully frozen encoder's outputs this way; one step per
+            text for `frontend_output="pooled"`).
 
         A tuple instead of the output object when `return_dict=False` is passed or set in the config.
         """
@@ -449,9 +441,7 @@ class RecurrentModel(RecurrentPreTrainedModel):
             )
 
         # 1. embed: (batch, time, embedding_dim)
-        hidden, attention_mask = self._embed(
-            input_ids, attention_mask, token_type_ids, inputs_embeds, frontend_features
-        )
+        hidden, attention_mask = self._embed(input_ids, attention_mask, token_type_ids, inputs_embeds)
         mask = attention_mask.bool()
         # an empty sequence is read as one padding step, so every row has a state to pool
         lengths = mask.sum(1).clamp(min=1)
@@ -474,7 +464,7 @@ class RecurrentModel(RecurrentPreTrainedModel):
                 all_hidden_states += (hidden,)
 
         # 3. pool over real tokens: (batch, pooled_size); padding positions of the sequence output are zeroed
-        pooled = self.pooler(hidden, forward_states, backward_states, lengths, mask)
+        pooled = None if self.pooler is None else self.pooler(hidden, forward_states, backward_states, lengths, mask)
         hidden = hidden * mask.unsqueeze(-1).to(hidden.dtype)
         return BaseModelOutputWithPooling(
             last_hidden_state=hidden, pooler_output=pooled, hidden_states=all_hidden_states
@@ -521,7 +511,6 @@ class RecurrentForSequenceClassification(RecurrentPreTrainedModel):
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
-        frontend_features: torch.Tensor | None = None,
         **kwargs: Unpack[RecurrentKwargs],
     ) -> SequenceClassifierOutput:
         r"""
@@ -530,8 +519,8 @@ class RecurrentForSequenceClassification(RecurrentPreTrainedModel):
             for multi-label classification (BCE); floats for regression (MSE): of shape `(batch_size,)` when
             `config.num_labels == 1`, `(batch_size, num_labels)` for several targets with
             `problem_type="regression"`.
-        frontend_features (`torch.Tensor` of shape `(batch_size, sequence_length, hidden_size)`, *optional*):
-            Cached outputs of a fully frozen encoder frontend, used instead of running it (see [`RecurrentModel`]).
+        inputs_embeds (`torch.Tensor` of shape `(batch_size, sequence_length, embedding_dim)`, *optional*):
+            The vectors the recurrent layers read, in place of `input_ids` (see [`RecurrentModel`]).
         """
         check_forward_kwargs(kwargs)
         outputs = self.backbone(
@@ -541,7 +530,6 @@ class RecurrentForSequenceClassification(RecurrentPreTrainedModel):
             inputs_embeds=inputs_embeds,
             output_hidden_states=output_hidden_states,
             return_dict=True,
-            frontend_features=frontend_features,
             **kwargs,
         )
         # 4. classify the pooled vector: (batch, num_labels)
@@ -556,7 +544,7 @@ class RecurrentForTokenClassification(RecurrentPreTrainedModel):
     def __init__(self, config: RecurrentConfig):
         super().__init__(config)
         self.num_labels = config.num_labels
-        self.backbone = self.base_model_class(config)
+        self.backbone = self.base_model_class(config, add_pooling_layer=False)
         self.classifier = ClassificationHead(config, config.output_size)
         # Initialize weights and apply final processing
         self.post_init()
@@ -570,14 +558,13 @@ class RecurrentForTokenClassification(RecurrentPreTrainedModel):
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
-        frontend_features: torch.Tensor | None = None,
         **kwargs: Unpack[RecurrentKwargs],
     ) -> TokenClassifierOutput:
         r"""
         labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
             Tag indices in `[0, config.num_labels)`; -100 marks positions to ignore.
-        frontend_features (`torch.Tensor` of shape `(batch_size, sequence_length, hidden_size)`, *optional*):
-            Cached outputs of a fully frozen encoder frontend, used instead of running it (see [`RecurrentModel`]).
+        inputs_embeds (`torch.Tensor` of shape `(batch_size, sequence_length, embedding_dim)`, *optional*):
+            The vectors the recurrent layers read, in place of `input_ids` (see [`RecurrentModel`]).
         """
         check_forward_kwargs(kwargs)
         outputs = self.backbone(
@@ -587,7 +574,6 @@ class RecurrentForTokenClassification(RecurrentPreTrainedModel):
             inputs_embeds=inputs_embeds,
             output_hidden_states=output_hidden_states,
             return_dict=True,
-            frontend_features=frontend_features,
             **kwargs,
         )
         # 4. classify every token: (batch, time, num_labels)

@@ -43,6 +43,7 @@ from .training import (
     build_model,
     prepare_datasets,
     training_arguments,
+    with_frontend_features,
 )
 
 logger = logging.getLogger(__name__)
@@ -206,6 +207,8 @@ def _build_trainer(base: Recipe, space: SearchSpec, output_dir: Path, start: int
     turns a trial's recipe into the `TrainingArguments` values the Trainer sets before the trial."""
     base_args = training_arguments(base, output_dir / "trials")
     datasets, label_names, tokenizer = prepare_datasets(base, output_dir, base_args)
+    # the frontend is fixed within a search (see search_space), so its cached outputs serve every trial
+    datasets = with_frontend_features(base, build_model(base, tokenizer, label_names), datasets, base_args)
     recipes: dict[int, Recipe] = {}
 
     def recipe_of(trial) -> Recipe:

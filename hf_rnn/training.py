@@ -32,6 +32,7 @@ from datasets import DatasetDict, Value
 from transformers import (
     AutoTokenizer,
     EarlyStoppingCallback,
+    PreTrainedModel,
     PreTrainedTokenizerBase,
     TrainerCallback,
     TrainingArguments,
@@ -44,7 +45,6 @@ from .data import DataSpec, PaddingCollator, load_splits, sort_by_length
 from .data_checks import check_training_labels
 from .frontends import (
     add_frontend_features,
-    load_encoder_weights,
     load_pretrained_frontend,
     load_word_vectors,
     resolve_frontend,
@@ -52,7 +52,6 @@ from .frontends import (
 from .hub import push_model
 from .inference import predict  # noqa: F401  (moved to inference.py; `from hf_rnn.training import predict` works)
 from .model_dir import load_model_dir, read_data_spec
-from .modeling_rnn import build_frontend
 from .recipes import Recipe, RecipeError, check_task
 from .registry import head_class
 from .tokenization import build_tokenizer, tokenize_dataset
@@ -123,16 +122,25 @@ def prepare_datasets(
     tokenizer = prepare_tokenizer(recipe, splits["train"]["text"], work_dir, args)
     with args.main_process_first(desc="tokenization"):
         tokenized = tokenize_dataset(splits, tokenizer)
-    spec = recipe.model
-    if spec.frontend_pretrained is not None:
-        config = model_config(recipe, tokenizer, label_names)
-        if spec.caches_frontend(config):
-            # a frozen encoder gives the same outputs every epoch: computed once (and cached on disk) here, so the
-            # Trainer runs only the recurrent layers; the first process writes the cache, the others read it
-            with args.main_process_first(desc="frontend features"):
-                encoder = load_encoder_weights(build_frontend(config), spec.frontend_pretrained).to(args.device)
-                tokenized = add_frontend_features(tokenized, encoder, config.frontend_output, bf16=spec.frontend_bf16)
     return tokenized, label_names, tokenizer
+
+
+def with_frontend_features(
+    recipe: Recipe, model: PreTrainedModel, datasets: DatasetDict, args: TrainingArguments
+) -> DatasetDict:
+    """The tokenized splits with the `inputs_embeds` of the model's frozen pretrained encoder added, when the recipe
+    caches them (see `ModelSpec.caches_frontend`); unchanged otherwise.
+
+    A frozen encoder gives the same outputs every epoch: they are computed once, by the model's own encoder (its
+    weights already loaded by [`build_model`]), and cached on disk, so the Trainer runs only the recurrent layers.
+    The first process writes the cache, the others read it.
+    """
+    spec = recipe.model
+    if not spec.caches_frontend(model.config):
+        return datasets
+    with args.main_process_first(desc="frontend features"):
+        encoder = model.base_model.frontend.to(args.device)
+        return add_frontend_features(datasets, encoder, model.config.frontend_output, bf16=spec.frontend_bf16)
 
 
 def model_config(recipe: Recipe, tokenizer: PreTrainedTokenizerBase, label_names: list[str]) -> RecurrentConfig:
@@ -265,7 +273,11 @@ def _train(
     else:
         datasets, label_names, tokenizer = prepare_datasets(recipe, work_dir, args)
     transformers.set_seed(recipe.training.seed)
-    model = lm.build_causal_lm(recipe, tokenizer) if causal_lm else build_model(recipe, tokenizer, label_names)
+    if causal_lm:
+        model = lm.build_causal_lm(recipe, tokenizer)
+    else:
+        model = build_model(recipe, tokenizer, label_names)
+        datasets = with_frontend_features(recipe, model, datasets, args)
     trainer_callbacks = [EpochEndLogging(), StopOnNonFiniteLoss(), *(callbacks or [])]
     if recipe.training.early_stopping_patience is not None:
         trainer_callbacks.append(EarlyStoppingCallback(recipe.training.early_stopping_patience))

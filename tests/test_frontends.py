@@ -27,7 +27,8 @@ from transformers import (
     pipeline,
 )
 
-import hf_rnn  # noqa: F401  (registers the model types for the Auto classes and pipeline)
+import hf_rnn  # registers the model types for the Auto classes and pipeline
+import hf_rnn.frontends
 from hf_rnn import GRUConfig, GRUForSequenceClassification, summary
 from hf_rnn.data import PaddingCollator
 from hf_rnn.frontends import (
@@ -38,6 +39,7 @@ from hf_rnn.frontends import (
     load_word_vectors,
     resolve_frontend,
 )
+from hf_rnn.modeling_rnn import RecurrentModel
 from hf_rnn.recipes import RecipeError, load_recipe
 from hf_rnn.tokenization import TokenizerSpec, build_tokenizer
 from hf_rnn.training import train
@@ -199,7 +201,9 @@ def test_cached_and_uncached_features_give_the_same_logits(tmp_path, monkeypatch
     collator = PaddingCollator()
     indices = list(range(12))
     with_features = collator(cached.__getitems__(indices))
-    steps = with_features["input_ids"].shape[1] if output == "sequence" else 1
+    # the cached outputs replace the ids, as transformers models take input_ids or inputs_embeds
+    assert "input_ids" not in with_features
+    steps = with_features["attention_mask"].shape[1] if output == "sequence" else 1
     assert with_features[FEATURES_COLUMN].shape == (12, steps, 32)
     with torch.no_grad():
         logits_cached = model(**with_features).logits
@@ -228,12 +232,22 @@ def test_bf16_features_are_cached_apart_and_stay_close(tmp_path):
         np.testing.assert_allclose(np.load(io.BytesIO(half[index][FEATURES_COLUMN])), expected, atol=0.1)
 
 
-def test_cached_features_need_a_fully_frozen_frontend():
-    model = tiny_model(freeze_frontend="embeddings")
-    batch = PaddingCollator()([dict(row) for row in token_rows(2)])
-    batch[FEATURES_COLUMN] = torch.zeros(*batch["input_ids"].shape, 32)
-    with pytest.raises(ValueError, match="freeze_frontend='all'"):
-        model(**batch)
+def test_inputs_embeds_of_a_frontend_model_are_the_encoder_outputs(monkeypatch):
+    model = tiny_model().eval()
+    batch = PaddingCollator()([dict(row) for row in token_rows(3)])
+    with torch.no_grad():
+        encoded = model.backbone.frontend(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        expected = model(**batch).logits
+        # given the encoder's outputs, the model does not run the encoder again
+        monkeypatch.setattr(model.backbone.frontend, "forward", lambda *a, **k: pytest.fail("ran the encoder"))
+        given = model(inputs_embeds=encoded.last_hidden_state, attention_mask=batch["attention_mask"]).logits
+    torch.testing.assert_close(given, expected)
+    with pytest.raises(ValueError, match="do not match the attention_mask"):
+        model(inputs_embeds=encoded.last_hidden_state[:, :1], attention_mask=batch["attention_mask"])
+
+
+def test_layer_mix_outputs_are_not_cached():
+    model = tiny_model(frontend_output="layer_mix")
     with pytest.raises(ValueError, match="layer_mix runs the encoder at every step"):
         add_frontend_features(token_rows(2), model.backbone.frontend, "layer_mix")
 
@@ -305,12 +319,19 @@ def test_a_random_frontend_trains_from_a_recipe_and_stays_frozen(tmp_path):
     assert np.isfinite(result.metrics["loss"])
 
 
-def test_minilm_recipe_caches_features_and_saves_the_encoder_tokenizer(tmp_path, datasets_cache):
+def test_minilm_recipe_caches_features_and_saves_the_encoder_tokenizer(tmp_path, datasets_cache, monkeypatch):
     overrides = ["model.frontend_layers=1", "tokenizer.max_length=24", "data.max_train_samples=48"]
     overrides += ["data.max_eval_samples=16", *(f"training.{k}={json.dumps(v)}" for k, v in TINY_TRAINING.items())]
     recipe = load_recipe("sms_spam_minilm_bigru", overrides=overrides)
     calls = FrontendCalls()
+    built, loaded = [], []
+    build, load = RecurrentModel.__init__, hf_rnn.frontends.load_encoder_weights
+    monkeypatch.setattr(RecurrentModel, "__init__", lambda self, *a, **k: built.append(1) or build(self, *a, **k))
+    monkeypatch.setattr(hf_rnn.frontends, "load_encoder_weights", lambda *a: loaded.append(1) or load(*a))
     result = train(recipe, output_dir=tmp_path / "model", callbacks=[calls])
+    monkeypatch.undo()
+    # one model, whose encoder computed the cached features: its weights were read once
+    assert (len(built), len(loaded)) == (1, 1)
     assert calls.calls == 0  # every step read cached features
     # one cache per split, token-level features as float16
     caches = sorted(datasets_cache.glob("hf_rnn/frontend-*/data.arrow"))

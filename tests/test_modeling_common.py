@@ -214,6 +214,9 @@ _REFERENCE_KEYS = [
     for model_type in ("hf_gru", "hf_lstm", "hf_rnn")
     for variant in sorted(_REFERENCE_VARIANTS)
     for task in ("sequence_classification", "token_classification")
+    # changed on purpose: a tagger no longer builds the attention pooler it never ran (its parameters had no
+    # gradients, which DistributedDataParallel refuses), so seeded construction draws fewer random numbers
+    if (variant, task) != ("attention", "token_classification")
 ]
 
 
