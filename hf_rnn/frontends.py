@@ -1,7 +1,7 @@
 """Pretrained inputs for hf_rnn models: transformer encoder frontends and static word vectors.
 
 A `frontend="bert"` model builds its encoder from `config.frontend_config` alone (see `build_frontend` in
-`modeling_rnn.py`); this module holds what happens around it:
+`modeling_rnn_embeddings.py`); this module holds what happens around it:
 
 - `resolve_frontend` / `frontend_config_for`: a `frontend_pretrained` name (`minilm`, a Hub id or a folder) to the
   folder or Hub id to read, and to the encoder config a model is built with. all-MiniLM-L6-v2 resolves to the offline
@@ -131,7 +131,9 @@ def frontend_config_for(name_or_path: str, layers: int | None = None) -> PreTrai
         hub_id = FRONTEND_ALIASES.get(name_or_path, name_or_path)
         offline = _OFFLINE_ENCODERS.get(hub_id)
         hint = f" For an offline copy run `{offline[2]}`." if offline else " Check the name, or go online."
-        raise ValueError(f"cannot read the encoder config of {name_or_path!r} ({source}): {error}.{hint}") from None
+        # one line: transformers' offline message runs over several
+        detail = str(error).strip().splitlines()[0].rstrip(".") if str(error).strip() else type(error).__name__
+        raise ValueError(f"cannot read the encoder config of {name_or_path!r} ({source}): {detail}.{hint}") from None
     if layers is not None:
         config.num_hidden_layers = min(layers, config.num_hidden_layers)
     return config

@@ -24,6 +24,7 @@ import torch
 from huggingface_hub.errors import StrictDataclassError
 from safetensors import SafetensorError, safe_open
 from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
+from transformers.core_model_loading import revert_weight_conversion
 
 from .configuration_rnn import RecurrentConfig
 from .data import DataSpec
@@ -94,7 +95,8 @@ def check_weights(model_dir: str | Path, config: RecurrentConfig) -> None:
     model_dir = Path(model_dir)
     with torch.device("meta"):
         model = model_class(config)(config)
-    expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+    # as saved: transformers reverts the model's registered renamings (see modeling_rnn_embeddings.py) when saving
+    expected = {key: tuple(value.shape) for key, value in revert_weight_conversion(model, model.state_dict()).items()}
     saved = {}
     files = sorted(model_dir.glob("*.safetensors"))
     for path in files:

@@ -10,14 +10,13 @@ own length. On CPU that is about 2x faster than `pack_padded_sequence`, which le
 `hf_rnn/benchmark.py`); on CUDA, packing lets cuDNN skip the padding, so it is used there.
 """
 
-import inspect
 import math
 from typing import TypedDict
 
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
-from transformers import MODEL_MAPPING, AutoModel, PreTrainedModel
+from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import (
     BaseModelOutputWithPooling,
@@ -28,6 +27,11 @@ from transformers.processing_utils import Unpack
 from transformers.utils.generic import can_return_tuple
 
 from .configuration_rnn import GRUConfig, LSTMConfig, RecurrentConfig, RNNConfig
+from .modeling_rnn_embeddings import RecurrentEmbeddings, register_checkpoint_names, rename_checkpoint_keys
+
+# checkpoints keep their first names (`embeddings.weight`, `frontend.*`): see modeling_rnn_embeddings.py
+for _config_class in (RNNConfig, LSTMConfig, GRUConfig):
+    register_checkpoint_names(_config_class.model_type)
 
 _CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -198,21 +202,6 @@ class ClassificationHead(nn.Module):
         return self.layers(hidden)
 
 
-def build_frontend(config: RecurrentConfig) -> PreTrainedModel:
-    """Builds the transformer encoder of a `frontend="bert"` model from its config alone (no download)."""
-    encoder_class = MODEL_MAPPING[type(config.frontend_config)]
-    kwargs = {}
-    if "add_pooling_layer" in inspect.signature(encoder_class.__init__).parameters:
-        # an unused pooler has parameters without gradients, which breaks DistributedDataParallel
-        kwargs["add_pooling_layer"] = config.frontend_output == "pooled"
-    elif config.frontend_output == "pooled":
-        raise ValueError(
-            f"frontend_output='pooled' needs an encoder with a pooler; {encoder_class.__name__} has none. "
-            "Use frontend_output='sequence' or 'layer_mix'."
-        )
-    return AutoModel.from_config(config.frontend_config, **kwargs)
-
-
 class RecurrentPreTrainedModel(PreTrainedModel):
     """Weight initialisation, frontend freezing and the shared class attributes of every hf_rnn model."""
 
@@ -246,7 +235,7 @@ class RecurrentPreTrainedModel(PreTrainedModel):
                 init.kaiming_uniform_(module.weight, a=math.sqrt(5))
                 bound = 1 / math.sqrt(module.in_features)
                 init.uniform_(module.bias, -bound, bound)
-        elif isinstance(module, RecurrentModel) and module.layer_weights is not None:
+        elif isinstance(module, RecurrentEmbeddings) and module.layer_weights is not None:
             init.zeros_(module.layer_weights)
 
     @staticmethod
@@ -332,16 +321,7 @@ class RecurrentModel(RecurrentPreTrainedModel):
             language models) leave it out, so an attention pooler has no parameters without gradients.
         """
         super().__init__(config)
-        if config.frontend == "bert":
-            self.frontend = build_frontend(config)
-            self.embeddings = None
-            mix_size = config.frontend_config.num_hidden_layers + 1
-            self.layer_weights = nn.Parameter(torch.zeros(mix_size)) if config.frontend_output == "layer_mix" else None
-        else:
-            self.frontend = None
-            self.embeddings = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=config.pad_token_id)
-            self.layer_weights = None
-        self.embedding_dropout = nn.Dropout(config.embedding_dropout)
+        self.embeddings = RecurrentEmbeddings(config)
         input_sizes = [config.embedding_dim] + [config.output_size] * (config.num_layers - 1)
         self.layers = nn.ModuleList(RecurrentLayer(config, size) for size in input_sizes)
         self.dropout = nn.Dropout(config.dropout)
@@ -350,51 +330,21 @@ class RecurrentModel(RecurrentPreTrainedModel):
         self.post_init()
         self.freeze_frontend()
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # `load_state_dict` with the names files keep (see modeling_rnn_embeddings.py), e.g. when the Trainer resumes
+        rename_checkpoint_keys(state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    @property
+    def frontend(self) -> PreTrainedModel | None:
+        """The transformer encoder of a `frontend="bert"` model (inside `embeddings`), else None."""
+        return self.embeddings.frontend
+
     def get_input_embeddings(self) -> nn.Module:
-        return self.embeddings if self.frontend is None else self.frontend.get_input_embeddings()
+        return self.embeddings.get_input_embeddings()
 
     def set_input_embeddings(self, value: nn.Module):
-        if self.frontend is None:
-            self.embeddings = value
-        else:
-            self.frontend.set_input_embeddings(value)
-
-    def _embed(
-        self,
-        input_ids: torch.Tensor | None,
-        attention_mask: torch.Tensor,
-        token_type_ids: torch.Tensor | None,
-        inputs_embeds: torch.Tensor | None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns the vectors the recurrent layers read, `(batch, time, embedding_dim)`, and the mask they go with."""
-        pooled = self.frontend is not None and self.config.frontend_output == "pooled"
-        if inputs_embeds is not None:
-            # given vectors, e.g. a frozen encoder's outputs cached by `hf_rnn.frontends.add_frontend_features`
-            # (float16 on disk); a pooled encoder output is one step per text
-            if pooled and inputs_embeds.shape[1] == 1:
-                attention_mask = attention_mask[:, :1]
-            if inputs_embeds.shape[:2] != attention_mask.shape:
-                raise ValueError(
-                    f"inputs_embeds of shape {tuple(inputs_embeds.shape)} do not match the attention_mask of shape "
-                    f"{tuple(attention_mask.shape)}; pad both to the same length (hf_rnn.data.PaddingCollator does)."
-                )
-            return inputs_embeds.to(self.dtype), attention_mask
-        if self.frontend is None:
-            return self.embeddings(input_ids), attention_mask
-        output_mix = self.layer_weights is not None
-        encoded = self.frontend(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            output_hidden_states=output_mix,
-        )
-        if pooled:
-            # the pooled vector is a one-step sequence for the recurrent layers
-            return encoded.pooler_output.unsqueeze(1), attention_mask[:, :1]
-        if output_mix:
-            weights = self.layer_weights.softmax(0)
-            return sum(w * h for w, h in zip(weights, encoded.hidden_states)), attention_mask
-        return encoded.last_hidden_state, attention_mask
+        self.embeddings.set_input_embeddings(value)
 
     def _one_padding_step(self, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None):
         reference = input_ids if input_ids is not None else inputs_embeds
@@ -441,7 +391,7 @@ class RecurrentModel(RecurrentPreTrainedModel):
             )
 
         # 1. embed: (batch, time, embedding_dim)
-        hidden, attention_mask = self._embed(input_ids, attention_mask, token_type_ids, inputs_embeds)
+        hidden, attention_mask = self.embeddings(input_ids, attention_mask, token_type_ids, inputs_embeds)
         mask = attention_mask.bool()
         # an empty sequence is read as one padding step, so every row has a state to pool
         lengths = mask.sum(1).clamp(min=1)
@@ -452,7 +402,6 @@ class RecurrentModel(RecurrentPreTrainedModel):
                 "hf_rnn models need right-padded inputs (attention_mask of 1s then 0s); "
                 "set tokenizer.padding_side = 'right'."
             )
-        hidden = self.embedding_dropout(hidden)
         all_hidden_states = (hidden,) if output_hidden_states else None
 
         # 2. run the stacked recurrent layers over the real tokens: (batch, time, output_size)

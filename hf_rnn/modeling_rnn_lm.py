@@ -111,7 +111,7 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
     embeddings, `dropout` between layers, `classifier_dropout` before the head.
     """
 
-    _tied_weights_keys = {"lm_head.weight": "backbone.embeddings.weight"}
+    _tied_weights_keys = {"lm_head.weight": "backbone.embeddings.token_embeddings.weight"}
     # generation keeps the recurrent state as its cache (see `RecurrentCache`); assisted decoding, which needs to
     # roll a cache back, is refused for stateful models
     _is_stateful = True
@@ -197,8 +197,8 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
         backbone = self.backbone
 
         # 1. embed: (batch, time, embedding_dim)
-        hidden = backbone.embeddings(input_ids) if inputs_embeds is None else inputs_embeds
-        hidden = backbone.embedding_dropout(hidden)
+        hidden = backbone.get_input_embeddings()(input_ids) if inputs_embeds is None else inputs_embeds
+        hidden = backbone.embeddings.dropout(hidden)
         time = hidden.shape[1]
         lengths, shifts = None, None
         if attention_mask is not None and not attention_mask[:, -time:].bool().all():

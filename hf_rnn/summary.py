@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .modeling_rnn import RecurrentLayer, RecurrentPooler, RecurrentPreTrainedModel
+from .modeling_rnn_embeddings import RecurrentEmbeddings
 
 
 @dataclass
@@ -66,6 +67,9 @@ def _layer_type(module: nn.Module) -> str:
     if isinstance(module, RecurrentLayer):
         cell = type(module.forward_cell).__name__
         return f"Bidirectional({cell})" if module.backward_cell is not None else cell
+    if isinstance(module, RecurrentEmbeddings):
+        # the table or the encoder inside, as Keras shows `Embedding`
+        return type(module.frontend if module.frontend is not None else module.token_embeddings).__name__
     return type(module).__name__
 
 

@@ -67,7 +67,7 @@ class RecordDenormals(TrainerCallback):
 
     def __init__(self, model):
         self.seen = []
-        model.base_model.embeddings.weight.register_hook(self._in_backward)
+        model.get_input_embeddings().weight.register_hook(self._in_backward)
 
     def _in_backward(self, grad):
         self.seen.append(("backward", is_flushing_denormals()))

@@ -34,6 +34,7 @@ UPLOADED = {
     "metrics.json",
     "model.safetensors",
     "modeling_rnn.py",
+    "modeling_rnn_embeddings.py",
     "recipe.yaml",
     "tokenizer.json",
     "tokenizer_config.json",

@@ -191,7 +191,7 @@ def test_every_parameter_gets_a_gradient(model_type, pooling):
         assert param.grad is not None, f"No gradient for {name}"
         assert torch.isfinite(param.grad).all(), f"Non-finite gradient for {name}"
     # the padding row of the embedding gets no gradient, by design (padding_idx)
-    assert model.backbone.embeddings.weight.grad[0].abs().sum() == 0
+    assert model.get_input_embeddings().weight.grad[0].abs().sum() == 0
 
 
 @pytest.mark.parametrize(
@@ -240,7 +240,7 @@ def test_keras_initializer():
     torch.testing.assert_close(gram, torch.eye(8), atol=1e-5, rtol=1e-5)
     assert torch.equal(cell.bias_ih_l0[8:16], torch.ones(8))
     assert cell.bias_ih_l0[:8].abs().sum() == 0 and cell.bias_hh_l0.abs().sum() == 0
-    assert model.embeddings.weight.abs().max() <= 0.05
+    assert model.get_input_embeddings().weight.abs().max() <= 0.05
 
 
 def test_summary_counts_match_pytorch_formulas():

@@ -180,8 +180,8 @@ save_file({k: v.contiguous() for k, v in tensors.items()}, out)
 
 
 @pytest.fixture(scope="module")
-def reference_logits(tmp_path_factory) -> dict[str, torch.Tensor]:
-    """The logits of main 33c4d60's modeling_rnn.py, computed in a subprocess from the files in git history."""
+def reference_package(tmp_path_factory) -> Path:
+    """A folder holding `reference_rnn`: main 33c4d60's configuration_rnn.py and modeling_rnn.py from git history."""
     root = Path(__file__).parent.parent
     package = tmp_path_factory.mktemp("reference") / "reference_rnn"
     package.mkdir()
@@ -193,6 +193,13 @@ def reference_logits(tmp_path_factory) -> dict[str, torch.Tensor]:
         if shown.returncode != 0:
             pytest.skip(f"the reference commit is not in this checkout's history: {shown.stderr.strip()}")
         (package / name).write_text(shown.stdout)
+    return package.parent
+
+
+@pytest.fixture(scope="module")
+def reference_logits(reference_package) -> dict[str, torch.Tensor]:
+    """The logits of main 33c4d60's modeling_rnn.py, computed in a subprocess from the files in git history."""
+    package = reference_package / "reference_rnn"
     out = package.parent / "logits.safetensors"
     subprocess.run(
         [
@@ -232,6 +239,58 @@ def test_same_config_and_seed_give_the_same_logits_as_before(key, reference_logi
     with torch.no_grad():
         logits = model(**inputs).logits
     assert torch.equal(logits, reference_logits[key])
+
+
+_OLD_CHECKPOINT_SCRIPT = """
+import json, sys, torch
+sys.path.insert(0, sys.argv[1])
+from reference_rnn import configuration_rnn, modeling_rnn
+encoder = dict(model_type="bert", vocab_size=40, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+               intermediate_size=24)
+variants = {
+    "embedding": {},
+    "layer_mix": dict(frontend="bert", frontend_config=encoder, frontend_output="layer_mix", embedding_dim=16),
+}
+ids = torch.tensor([[5, 6, 7, 8], [9, 10, 0, 0]])
+logits = {}
+for name, fields in variants.items():
+    torch.manual_seed(0)
+    config = configuration_rnn.GRUConfig(vocab_size=40, hidden_size=8, bidirectional=True, **fields)
+    model = modeling_rnn.GRUForSequenceClassification(config).eval()
+    with torch.no_grad():
+        model.backbone.layer_weights.add_(torch.arange(3.0)) if name == "layer_mix" else None
+        logits[name] = model(input_ids=ids, attention_mask=(ids > 0).long()).logits.tolist()
+    model.save_pretrained(f"{sys.argv[2]}/{name}")
+print(json.dumps(logits))
+"""
+
+
+def test_checkpoints_of_the_first_release_load_and_new_ones_keep_their_names(reference_package, tmp_path):
+    """Files written by 33c4d60's code (`embeddings.weight`, `frontend.*`, `layer_weights`) load into the current
+    module tree, through `from_pretrained` and plain `load_state_dict`; saving writes the same names again."""
+    from transformers import AutoModelForSequenceClassification
+
+    run = subprocess.run(
+        [sys.executable, "-c", _OLD_CHECKPOINT_SCRIPT, str(reference_package), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    expected = json.loads(run.stdout.strip().splitlines()[-1])
+    ids = torch.tensor([[5, 6, 7, 8], [9, 10, 0, 0]])
+    inputs = {"input_ids": ids, "attention_mask": (ids > 0).long()}
+    for name, logits in expected.items():
+        old_keys = set(load_file(str(tmp_path / name / "model.safetensors")))
+        assert ("backbone.layer_weights" in old_keys) is (name == "layer_mix")
+        model = AutoModelForSequenceClassification.from_pretrained(tmp_path / name).eval()
+        with torch.no_grad():
+            torch.testing.assert_close(model(**inputs).logits, torch.tensor(logits))
+        fresh = type(model)(model.config).eval()
+        fresh.load_state_dict(load_file(str(tmp_path / name / "model.safetensors")))
+        with torch.no_grad():
+            torch.testing.assert_close(fresh(**inputs).logits, torch.tensor(logits))
+        model.save_pretrained(tmp_path / f"{name}-again")
+        assert set(load_file(str(tmp_path / f"{name}-again" / "model.safetensors"))) == old_keys
 
 
 def test_multi_target_regression_as_bert_does():
