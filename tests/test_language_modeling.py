@@ -76,6 +76,38 @@ def test_beam_search_reorders_the_cache():
     assert cached.tolist() == rerun.tolist()
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(do_sample=False),
+        dict(do_sample=True, top_k=5, top_p=0.9, temperature=0.7),
+        dict(num_beams=3, do_sample=False),
+        dict(num_beams=2, do_sample=True),
+        dict(do_sample=False, output_hidden_states=True, return_dict_in_generate=True, output_scores=True),
+    ],
+    ids=["greedy", "sampling", "beams", "beam-sampling", "hidden-states"],
+)
+def test_what_generate_passes_the_forward_is_accepted(options):
+    """The forward refuses unknown keywords; every keyword `generate` passes in each decoding mode is a known one."""
+    model = tiny_lm(LSTMForCausalLM)
+    prompt = torch.tensor([[0, 2, 5, 9], [2, 17, 3, 4]])
+    out = model.generate(prompt, attention_mask=(prompt != 0).long(), max_new_tokens=4, **options)
+    sequences = out.sequences if options.get("return_dict_in_generate") else out
+    assert sequences.shape == (2, 8)
+    if options.get("output_hidden_states"):
+        # per step: the embeddings and each of the two layers
+        assert all(len(step) == 3 for step in out.hidden_states)
+
+
+def test_generate_refuses_what_a_recurrent_model_cannot_honour():
+    model = tiny_lm(GRUForCausalLM)
+    prompt = torch.tensor([[2, 5, 9]])
+    with pytest.raises(ValueError, match="output_attentions=True: recurrent models compute no attention"):
+        model.generate(prompt, max_new_tokens=2, output_attentions=True, return_dict_in_generate=True)
+    with pytest.raises(TypeError, match="unexpected keyword arguments 'position_ids'"):
+        model.generate(prompt, max_new_tokens=2, position_ids=torch.arange(3).unsqueeze(0))
+
+
 @pytest.mark.parametrize("family", [cls for _, cls in FAMILIES], ids=lambda c: c.__name__)
 def test_left_padded_batch_generates_as_one_by_one(family):
     model = tiny_lm(family)

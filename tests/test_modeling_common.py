@@ -91,8 +91,6 @@ class TestEveryHead:
             assert isinstance(model(**inputs), tuple)
 
     def test_unknown_keyword_arguments_are_refused_not_dropped(self, family, task, head):
-        if task == "causal_lm":
-            pytest.skip("language models take GenerationMixin's extra keyword arguments (not yet typed)")
         tester = RecurrentModelTester(family, task, head)
         model = tester.model().eval()
         inputs = tester.prepare_inputs()
