@@ -137,7 +137,9 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
                 f"frontend={config.frontend!r} is not supported by *ForCausalLM (a bidirectional encoder sees the "
                 "tokens it has to predict); use frontend='none'."
             )
-        self.backbone = self.base_model_class(config)
+        # every position is read, none pooled: no pooler (an attention pooler's parameters would get no gradients,
+        # which DistributedDataParallel refuses)
+        self.backbone = self.base_model_class(config, add_pooling_layer=False)
         tied = config.tie_word_embeddings
         needs_projection = tied and config.hidden_size != config.embedding_dim
         self.projection = nn.Linear(config.hidden_size, config.embedding_dim) if needs_projection else None
