@@ -3,6 +3,7 @@ character model trained through the recipe pipeline, the `generate` command and 
 
 import ast
 import json
+import re
 import textwrap
 from pathlib import Path
 
@@ -274,6 +275,17 @@ def test_generate_command_and_its_argument_errors(char_model, capsys):
 def test_classifier_commands_refuse_a_language_model(char_model, capsys):
     assert main(["predict", str(char_model), "some text"]) == 2
     assert "hf-rnn generate" in capsys.readouterr().err
+
+
+def test_summary_command_shows_the_shapes_a_language_model_computes(char_model, capsys):
+    """The layers' outputs are measured though a language model runs their cells itself (to carry the state); it
+    builds no pooler, so none is listed."""
+    assert main(["summary", str(char_model)]) == 0
+    out = capsys.readouterr().out
+    vocab = json.loads((char_model / "config.json").read_text())["vocab_size"]
+    assert re.search(r"backbone\.layers\.0 \(GRU\) +\(batch, time, 32\)", out)
+    assert re.search(rf"lm_head \(Linear\) +\(batch, time, {vocab}\)", out)
+    assert "pooler" not in out and "?" not in out
 
 
 def test_push_checks_and_uploads_the_language_model_code(char_model):
