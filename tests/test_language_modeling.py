@@ -3,6 +3,7 @@ character model trained through the recipe pipeline, the `generate` command and 
 
 import ast
 import json
+import math
 import re
 import textwrap
 from pathlib import Path
@@ -270,6 +271,30 @@ def test_generate_command_and_its_argument_errors(char_model, capsys):
     with pytest.raises(SystemExit) as exit:
         main(["generate", str(char_model), "--prompt", "the", "--top-p", "0"])
     assert exit.value.code == 2
+
+
+def test_eval_command_reproduces_the_test_metrics_of_training(char_model, tmp_path, capsys):
+    """`hf-rnn eval` on a language model scores the recipe's held-out blocks as training's final evaluation did."""
+    assert main(["eval", str(char_model)]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    expected = json.loads((char_model / "metrics.json").read_text())
+    assert set(expected) == {"loss", "perplexity", "bits_per_character"}
+    for key, value in expected.items():
+        assert metrics[key] == pytest.approx(value, abs=1e-4), key
+
+    # a text file is scored whole, in blocks of the recipe's max_length, from the column --text-column names
+    reviews = [TEXTS[i % 3].lower() for i in range(12)]
+    (tmp_path / "reviews.csv").write_text("review\n" + "".join(f'"{text}"\n' for text in reviews))
+    assert main(["eval", str(char_model), "--data", str(tmp_path / "reviews.csv"), "--text-column", "review"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["perplexity"] == pytest.approx(math.exp(metrics["loss"]))
+    assert metrics["loss"] != pytest.approx(expected["loss"], abs=1e-3)
+
+    assert main(["eval", str(char_model), "--label-column", "label"]) == 2
+    assert "--label-column: a language model is scored on the texts alone" in capsys.readouterr().err
+    (tmp_path / "short.csv").write_text("text\ntoo short\n")
+    assert main(["eval", str(char_model), "--data", str(tmp_path / "short.csv")]) == 2
+    assert "fewer tokens than one block" in capsys.readouterr().err
 
 
 def test_classifier_commands_refuse_a_language_model(char_model, capsys):
