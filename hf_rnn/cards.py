@@ -30,7 +30,7 @@ from transformers.modelcard import make_markdown_table, parse_log_history
 from .configuration_rnn import RecurrentConfig
 from .data import EMBEDDED_DATASETS
 from .frontends import FRONTEND_ALIASES
-from .model_dir import read_config
+from .model_dir import is_language_model, read_config
 from .utils import package_data_dir
 
 TEMPLATE_PATH = package_data_dir("model_cards") / "model_card_template.md"
@@ -191,7 +191,7 @@ class RecurrentModelCardData(ModelCardData):
 
     @property
     def is_language_model(self) -> bool:
-        return any(name.endswith("ForCausalLM") for name in self.config.architectures or [])
+        return is_language_model(self.config)
 
     @property
     def pipeline_tag(self) -> str:

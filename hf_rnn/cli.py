@@ -2,7 +2,7 @@
 
     hf-rnn list                                  models, recipes and embedded datasets in the zoo
     hf-rnn train [RECIPE] [--set KEY=VALUE ...]  train, evaluate and save (default: the quickstart recipe)
-    hf-rnn eval MODEL_DIR [--data DATASET]       test-set metrics of a saved model
+    hf-rnn eval MODEL_DIR [--data DATASET]       test-set metrics of a saved model (or its perplexity)
     hf-rnn predict MODEL_DIR [TEXT ...] [--file F] [--output OUT] [--backend torch|onnx]
     hf-rnn generate MODEL_DIR --prompt TEXT      continue a text with a language model (sampling or beams)
     hf-rnn export MODEL_DIR OUT [--format onnx|exported-program] [--quantize int8]
@@ -97,17 +97,26 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from .data import DataSpec
-    from .training import evaluate_model
+    from .model_dir import is_language_model, read_config
 
+    language_model = is_language_model(read_config(args.model_dir))
+    if language_model:
+        if args.label_column is not None:
+            raise ValueError(
+                "--label-column: a language model is scored on the texts alone (next-token loss); drop the option."
+            )
+        from .language_modeling import evaluate_language_model as evaluate
+    else:
+        from .training import evaluate_model as evaluate
     data = None
     if args.data:
-        columns = {"text_column": args.text_column, "label_column": args.label_column}
+        columns = {"text_column": args.text_column}
+        if args.label_column is not None:
+            columns["label_column"] = args.label_column
         # a data file is evaluated whole; a dataset name keeps its usual test split
         whole = {"validation_split": "train", "test_split": "train"} if Path(args.data).is_file() else {}
         data = DataSpec(dataset=args.data, **columns, **whole)
-    metrics = evaluate_model(
-        args.model_dir, data=data, split=args.split, allow_pickle=args.allow_pickle, bf16=args.bf16
-    )
+    metrics = evaluate(args.model_dir, data=data, split=args.split, allow_pickle=args.allow_pickle, bf16=args.bf16)
     print(json.dumps(metrics, indent=2))
     return 0
 
@@ -387,11 +396,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--overwrite", action="store_true", help="replace an existing model directory")
     sub.set_defaults(run=_cmd_train)
 
-    sub = commands.add_parser("eval", help="evaluate a saved model")
+    sub = commands.add_parser(
+        "eval", help="evaluate a saved model (a language model: loss, perplexity and bits per token or character)"
+    )
     sub.add_argument("model_dir")
     sub.add_argument("--data", help="dataset name or file (default: the model's own recipe data)")
     sub.add_argument("--text-column", default="text")
-    sub.add_argument("--label-column", default="label")
+    sub.add_argument("--label-column", help="the labels' column of --data (default: label; classifiers only)")
     sub.add_argument("--split", default="test", choices=["train", "validation", "test"])
     sub.add_argument("--allow-pickle", action="store_true", help=PICKLE_HELP)
     sub.add_argument("--bf16", action="store_true", help=BF16_HELP)

@@ -13,6 +13,7 @@ language model:
 - the metrics: `loss`, `perplexity` = exp(loss) and `bits_per_token` = loss / ln 2 on the held-out split; for a
   character tokenizer that is `bits_per_character` (`[EOS]`, one per text, counts as a character).
 
+`evaluate_language_model` scores a saved model as training's final evaluation does, for `hf-rnn eval`;
 `generate_text` runs `model.generate` on prompts for `hf-rnn generate`.
 """
 
@@ -28,10 +29,13 @@ from transformers import GenerationConfig, PreTrainedTokenizerBase, Trainer, Tra
 
 from . import CAUSAL_LM_CLASSES
 from .data import EMBEDDED_DATASETS, DataSpec, PaddingCollator, _carve, _load_external, _take, load_splits
+from .model_dir import read_recipe
 from .modeling_rnn_lm import RecurrentForCausalLM
 from .recipes import Recipe, RecipeError
 from .tokenization import TextEncoder
-from .training import load_model_dir, prepare_tokenizer
+from .trainer import RecurrentTrainer
+from .training import _metrics_only, load_model_dir, prepare_tokenizer
+from .training_spec import evaluation_arguments
 
 
 def load_text_splits(spec: DataSpec) -> DatasetDict:
@@ -183,6 +187,51 @@ def load_language_model(model_dir: str | Path, allow_pickle: bool = False):
             "model.task is causal_lm (e.g. `hf-rnn train imdb_char_lstm`)."
         )
     return model, tokenizer
+
+
+def evaluate_language_model(
+    model_dir: str | Path,
+    data: DataSpec | None = None,
+    split: str = "test",
+    allow_pickle: bool = False,
+    bf16: bool = False,
+) -> dict[str, float]:
+    """Loss, perplexity and bits per token (per character for a character tokenizer) of a saved language model on a
+    split of its recipe's data, or of `data`.
+
+    The texts are cut into blocks of the recipe's `tokenizer.max_length` tokens and scored in batches of its
+    `training.per_device_eval_batch_size`, as training's final evaluation does: on the recipe's own data (which keeps
+    its `max_eval_samples`), the `test` split gives the metrics.json of the run (one computed under bf16 with
+    `training.bf16` needs `bf16=True` to match). With `bf16`, the model runs under bf16 autocast.
+
+    Args:
+        model_dir (`str` or `Path`): a directory written by `hf-rnn train` for a `model.task: causal_lm` recipe.
+        data ([`DataSpec`], *optional*): other texts to score; defaults to the recipe's `data` section.
+        split (`str`, *optional*, defaults to `"test"`): `train`, `validation` or `test`.
+        allow_pickle (`bool`, *optional*, defaults to `False`): see [`load_model_dir`].
+        bf16 (`bool`, *optional*, defaults to `False`): run under bf16 autocast.
+    """
+    model, tokenizer = load_language_model(model_dir, allow_pickle=allow_pickle)
+    recipe = read_recipe(model_dir)
+    data = recipe.data if data is None else data
+    blocks = causal_lm_blocks(load_text_splits(data)[split], tokenizer, recipe.tokenizer.max_length)
+    if len(blocks) == 0:
+        raise ValueError(
+            f"the {split} split of {data.dataset!r} holds fewer tokens than one block of the model's recipe "
+            f"(tokenizer.max_length={recipe.tokenizer.max_length}); evaluate on more text."
+        )
+    args = evaluation_arguments(recipe.training.per_device_eval_batch_size, bf16)
+    # the loss is the metric: the Trainer need not keep every position's logits over the vocabulary
+    args.prediction_loss_only = True
+    trainer = RecurrentTrainer(
+        model=model,
+        args=args,
+        processing_class=tokenizer,
+        data_collator=CausalLMCollator(pad_token_id=tokenizer.pad_token_id),
+        flush_denormal=recipe.training.flush_denormal,
+    )
+    metrics = _metrics_only(trainer.evaluate(blocks, metric_key_prefix=split), split)
+    return language_model_metrics(metrics, recipe)
 
 
 def generate_text(

@@ -8,6 +8,7 @@ directory gets the same one-line error, naming the file and what to do, whicheve
     load_tokenizer(model_dir, c) tokenizer.json: present, readable, no more ids than the model's embedding
     load_model_dir(model_dir)    all of the above, then the model in eval mode and its tokenizer
     read_data_spec(model_dir)    the `data` section of recipe.yaml (what `hf-rnn eval` evaluates on by default)
+    read_recipe(model_dir)       the whole recipe.yaml (a language model's evaluation needs its block size)
 
 Example:
 
@@ -28,11 +29,19 @@ from transformers.core_model_loading import revert_weight_conversion
 
 from .configuration_rnn import RecurrentConfig
 from .data import DataSpec
-from .recipes import load_data_spec, strict_error_message
+from .recipes import Recipe, load_data_spec, load_recipe, strict_error_message
 from .registry import MODEL_FAMILIES, head_class
 from .utils import one_line
 
-__all__ = ["check_weights", "load_model_dir", "load_tokenizer", "read_config", "read_data_spec"]
+__all__ = [
+    "check_weights",
+    "is_language_model",
+    "load_model_dir",
+    "load_tokenizer",
+    "read_config",
+    "read_data_spec",
+    "read_recipe",
+]
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
 # tensors named in a message before "and N more"
@@ -70,9 +79,14 @@ def read_config(model_dir: str | Path) -> RecurrentConfig:
         raise ValueError(f"{path} holds an invalid value: {strict_error_message(error)}") from None
 
 
+def is_language_model(config: RecurrentConfig) -> bool:
+    """Whether config.json describes a language model (`architectures` names a `*ForCausalLM`)."""
+    return any(name.endswith("ForCausalLM") for name in config.architectures or [])
+
+
 def model_class(config: RecurrentConfig) -> type:
     """The class a model directory holds: its language model when config.json says so, else the classifier."""
-    if any(name.endswith("ForCausalLM") for name in config.architectures or []):
+    if is_language_model(config):
         return head_class(config.model_type, "causal_lm")
     return head_class(config.model_type)
 
@@ -205,3 +219,11 @@ def read_data_spec(model_dir: str | Path) -> DataSpec:
     if not path.is_file():
         raise FileNotFoundError(f"{model_dir} has no recipe.yaml; say which data to evaluate on with --data.")
     return load_data_spec(path)
+
+
+def read_recipe(model_dir: str | Path) -> Recipe:
+    """The model directory's recipe.yaml (the resolved recipe `hf-rnn train` wrote), validated."""
+    path = Path(model_dir) / "recipe.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"{model_dir} has no recipe.yaml; copy it from the directory `hf-rnn train` wrote.")
+    return load_recipe(path)

@@ -20,9 +20,18 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from transformers.cache_utils import Cache, LinearAttentionLayer
 from transformers.generation import GenerationMixin
 from transformers.modeling_outputs import CausalLMOutputWithPast
+from transformers.processing_utils import Unpack
+from transformers.utils.generic import can_return_tuple
 
 from .configuration_rnn import GRUConfig, LSTMConfig, RecurrentConfig, RNNConfig
-from .modeling_rnn import GRUModel, LSTMModel, RecurrentPreTrainedModel, RNNModel
+from .modeling_rnn import (
+    GRUModel,
+    LSTMModel,
+    RecurrentKwargs,
+    RecurrentPreTrainedModel,
+    RNNModel,
+    check_forward_kwargs,
+)
 
 # a layer's state: (h,) for a simple RNN or GRU, (h, c) for an LSTM; each of shape (1, batch, hidden_size)
 LayerState = tuple[torch.Tensor, ...]
@@ -128,7 +137,9 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
                 f"frontend={config.frontend!r} is not supported by *ForCausalLM (a bidirectional encoder sees the "
                 "tokens it has to predict); use frontend='none'."
             )
-        self.backbone = self.base_model_class(config)
+        # every position is read, none pooled: no pooler (an attention pooler's parameters would get no gradients,
+        # which DistributedDataParallel refuses)
+        self.backbone = self.base_model_class(config, add_pooling_layer=False)
         tied = config.tie_word_embeddings
         needs_projection = tied and config.hidden_size != config.embedding_dim
         self.projection = nn.Linear(config.hidden_size, config.embedding_dim) if needs_projection else None
@@ -157,6 +168,7 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
         """An empty cache for this model's layers."""
         return RecurrentCache(self.config.num_layers, 2 if self.config.cell_type == "lstm" else 1)
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -166,10 +178,9 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
         output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
-        **kwargs,
-    ) -> CausalLMOutputWithPast | tuple:
+        **kwargs: Unpack[RecurrentKwargs],
+    ) -> CausalLMOutputWithPast:
         r"""
         attention_mask (`torch.Tensor` of shape `(batch_size, past_length + sequence_length)`, *optional*):
             1 for real tokens, 0 for padding; left or right padding. Only its last `sequence_length` columns are read
@@ -183,10 +194,15 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
             Return the state as `cache`. Defaults to `config.use_cache` in eval mode and `False` in training.
         logits_to_keep (`int`, *optional*, defaults to 0):
             Compute logits for the last `logits_to_keep` positions only (0: all); generation needs just the last.
+
+        Besides these, `generate` passes `return_dict` and, when asked for, `output_hidden_states` or
+        `output_attentions` (refused when `True`); any other keyword is refused as the classifiers refuse it (see
+        [`RecurrentKwargs`]): `position_ids`, for one, means nothing to a state that already holds the position.
+        A tuple instead of the output object when `return_dict=False` is passed or set in the config.
         """
+        check_forward_kwargs(kwargs)
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
@@ -239,11 +255,9 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
             # the shared causal-LM loss: shift by one, ignore -100, mean over the predicted tokens
             loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size)
 
-        cache = cache if use_cache else None
-        if not return_dict:
-            output = tuple(v for v in (logits, cache, all_hidden_states) if v is not None)
-            return ((loss,) + output) if loss is not None else output
-        return CausalLMOutputWithPast(loss=loss, logits=logits, cache=cache, hidden_states=all_hidden_states)
+        return CausalLMOutputWithPast(
+            loss=loss, logits=logits, cache=cache if use_cache else None, hidden_states=all_hidden_states
+        )
 
 
 class RNNForCausalLM(RecurrentForCausalLM):

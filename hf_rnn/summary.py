@@ -7,9 +7,11 @@ a GRU has 3 gates (Keras' default `reset_after=True` also keeps two biases, so G
 """
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import PackedSequence
 
 from .modeling_rnn import RecurrentLayer, RecurrentPooler, RecurrentPreTrainedModel
 from .modeling_rnn_embeddings import RecurrentEmbeddings
@@ -78,6 +80,9 @@ def _shape(output) -> str:
         output = output[0]
     if hasattr(output, "last_hidden_state"):
         output = output.last_hidden_state
+    if isinstance(output, PackedSequence):
+        # a cell run over packed sequences: its rows are the real tokens of the batch
+        return f"(batch, time, {output.data.shape[-1]})"
     dims = ["batch", *(["time"] if output.dim() == 3 else []), *map(str, output.shape[output.dim() - 1 :])]
     return "(" + ", ".join(dims) + ")"
 
@@ -91,6 +96,10 @@ def _rows_modules(model: RecurrentPreTrainedModel) -> list[tuple[str, nn.Module]
         elif isinstance(module, nn.Linear) and ".attention" not in name:
             rows.append((name, module))
     return [(n, m) for n, m in rows if not any(n.startswith(p + ".") for p, _ in rows)]
+
+
+def _record_shape(shapes: dict[str, str], name: str, _module: nn.Module, _inputs, output) -> None:
+    shapes[name] = _shape(output)
 
 
 def summary(model: RecurrentPreTrainedModel, sequence_length: int = 16, print_fn=print) -> ModelSummary:
@@ -113,10 +122,13 @@ def summary(model: RecurrentPreTrainedModel, sequence_length: int = 16, print_fn
     """
     rows = _rows_modules(model)
     shapes: dict[str, str] = {}
-    hooks = [
-        module.register_forward_hook(lambda _m, _i, out, name=name: shapes.__setitem__(name, _shape(out)))
-        for name, module in rows
-    ]
+    cell_shapes: dict[str, str] = {}
+    hooks = []
+    for name, module in rows:
+        hooks.append(module.register_forward_hook(partial(_record_shape, shapes, name)))
+        if isinstance(module, RecurrentLayer):
+            # a language model runs each layer's cell itself (to carry the recurrent state), not the layer
+            hooks.append(module.forward_cell.register_forward_hook(partial(_record_shape, cell_shapes, name)))
     pad = model.config.pad_token_id
     input_ids = torch.full((2, sequence_length), 1 if pad != 1 else 2, dtype=torch.long, device=model.device)
     was_training = model.training
@@ -133,7 +145,8 @@ def summary(model: RecurrentPreTrainedModel, sequence_length: int = 16, print_fn
     for name, module in rows:
         params = sum(p.numel() for p in module.parameters())
         trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
-        table.rows.append(SummaryRow(name, _layer_type(module), shapes.get(name, "?"), params, trainable))
+        shape = shapes.get(name, cell_shapes.get(name, "?"))
+        table.rows.append(SummaryRow(name, _layer_type(module), shape, params, trainable))
     table.total_params = sum(p.numel() for p in model.parameters())
     table.trainable_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if print_fn is not None:

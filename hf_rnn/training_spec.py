@@ -13,11 +13,14 @@ field a future transformers adds is a valid key too. What hf-rnn adds:
 - fields it sets itself for its pipeline to work (`HF_RNN_SETS`). A recipe that sets one of them to another value is
   refused at validation with the reason; setting the value hf-rnn uses anyway is allowed. Fields hf-rnn derives but a
   recipe may set (`use_cpu`, `dataloader_pin_memory`, `report_to`, `save_steps`) are honoured.
+
+`evaluation_arguments` gives the arguments a saved model is evaluated with (`hf-rnn eval`).
 """
 
 import dataclasses
 import enum
 import functools
+import tempfile
 import types
 import typing
 from pathlib import Path
@@ -294,3 +297,21 @@ def build_training_arguments(spec: TrainingSpec, checkpoint_dir: str | Path) -> 
         report_to=values.get("report_to", "none"),
     )
     return TrainingArguments(**arguments)
+
+
+def evaluation_arguments(batch_size: int, bf16: bool) -> TrainingArguments:
+    """`TrainingArguments` to evaluate a saved model with (`hf-rnn eval`): no logging, no files, bf16 on request.
+
+    Args:
+        batch_size (`int`): sequences per forward pass.
+        bf16 (`bool`): run the model under bf16 autocast.
+    """
+    return TrainingArguments(
+        # the Trainer writes nothing here when it only evaluates; the model directory may be read-only
+        output_dir=tempfile.gettempdir(),
+        report_to="none",
+        per_device_eval_batch_size=batch_size,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        bf16=bf16,
+        use_cpu=cpu_only(),
+    )

@@ -3,6 +3,8 @@ character model trained through the recipe pipeline, the `generate` command and 
 
 import ast
 import json
+import math
+import re
 import textwrap
 from pathlib import Path
 
@@ -74,6 +76,38 @@ def test_beam_search_reorders_the_cache():
     )
     assert cached.shape == (4, 11)
     assert cached.tolist() == rerun.tolist()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(do_sample=False),
+        dict(do_sample=True, top_k=5, top_p=0.9, temperature=0.7),
+        dict(num_beams=3, do_sample=False),
+        dict(num_beams=2, do_sample=True),
+        dict(do_sample=False, output_hidden_states=True, return_dict_in_generate=True, output_scores=True),
+    ],
+    ids=["greedy", "sampling", "beams", "beam-sampling", "hidden-states"],
+)
+def test_what_generate_passes_the_forward_is_accepted(options):
+    """The forward refuses unknown keywords; every keyword `generate` passes in each decoding mode is a known one."""
+    model = tiny_lm(LSTMForCausalLM)
+    prompt = torch.tensor([[0, 2, 5, 9], [2, 17, 3, 4]])
+    out = model.generate(prompt, attention_mask=(prompt != 0).long(), max_new_tokens=4, **options)
+    sequences = out.sequences if options.get("return_dict_in_generate") else out
+    assert sequences.shape == (2, 8)
+    if options.get("output_hidden_states"):
+        # per step: the embeddings and each of the two layers
+        assert all(len(step) == 3 for step in out.hidden_states)
+
+
+def test_generate_refuses_what_a_recurrent_model_cannot_honour():
+    model = tiny_lm(GRUForCausalLM)
+    prompt = torch.tensor([[2, 5, 9]])
+    with pytest.raises(ValueError, match="output_attentions=True: recurrent models compute no attention"):
+        model.generate(prompt, max_new_tokens=2, output_attentions=True, return_dict_in_generate=True)
+    with pytest.raises(TypeError, match="unexpected keyword arguments 'position_ids'"):
+        model.generate(prompt, max_new_tokens=2, position_ids=torch.arange(3).unsqueeze(0))
 
 
 @pytest.mark.parametrize("family", [cls for _, cls in FAMILIES], ids=lambda c: c.__name__)
@@ -239,9 +273,44 @@ def test_generate_command_and_its_argument_errors(char_model, capsys):
     assert exit.value.code == 2
 
 
+def test_eval_command_reproduces_the_test_metrics_of_training(char_model, tmp_path, capsys):
+    """`hf-rnn eval` on a language model scores the recipe's held-out blocks as training's final evaluation did."""
+    assert main(["eval", str(char_model)]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    expected = json.loads((char_model / "metrics.json").read_text())
+    assert set(expected) == {"loss", "perplexity", "bits_per_character"}
+    for key, value in expected.items():
+        assert metrics[key] == pytest.approx(value, abs=1e-4), key
+
+    # a text file is scored whole, in blocks of the recipe's max_length, from the column --text-column names
+    reviews = [TEXTS[i % 3].lower() for i in range(12)]
+    (tmp_path / "reviews.csv").write_text("review\n" + "".join(f'"{text}"\n' for text in reviews))
+    assert main(["eval", str(char_model), "--data", str(tmp_path / "reviews.csv"), "--text-column", "review"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["perplexity"] == pytest.approx(math.exp(metrics["loss"]))
+    assert metrics["loss"] != pytest.approx(expected["loss"], abs=1e-3)
+
+    assert main(["eval", str(char_model), "--label-column", "label"]) == 2
+    assert "--label-column: a language model is scored on the texts alone" in capsys.readouterr().err
+    (tmp_path / "short.csv").write_text("text\ntoo short\n")
+    assert main(["eval", str(char_model), "--data", str(tmp_path / "short.csv")]) == 2
+    assert "fewer tokens than one block" in capsys.readouterr().err
+
+
 def test_classifier_commands_refuse_a_language_model(char_model, capsys):
     assert main(["predict", str(char_model), "some text"]) == 2
     assert "hf-rnn generate" in capsys.readouterr().err
+
+
+def test_summary_command_shows_the_shapes_a_language_model_computes(char_model, capsys):
+    """The layers' outputs are measured though a language model runs their cells itself (to carry the state); it
+    builds no pooler, so none is listed."""
+    assert main(["summary", str(char_model)]) == 0
+    out = capsys.readouterr().out
+    vocab = json.loads((char_model / "config.json").read_text())["vocab_size"]
+    assert re.search(r"backbone\.layers\.0 \(GRU\) +\(batch, time, 32\)", out)
+    assert re.search(rf"lm_head \(Linear\) +\(batch, time, {vocab}\)", out)
+    assert "pooler" not in out and "?" not in out
 
 
 def test_push_checks_and_uploads_the_language_model_code(char_model):
