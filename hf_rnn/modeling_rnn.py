@@ -54,9 +54,8 @@ def check_forward_kwargs(kwargs: dict) -> None:
     unknown = sorted(set(kwargs) - set(RecurrentKwargs.__annotations__))
     if unknown:
         raise TypeError(
-            f"forward() got unexpected keyword arguments {', '.join(map(repr, unknown))}; hf_rnn models take "
-            "input_ids or inputs_embeds, attention_mask, token_type_ids, labels, output_hidden_states and "
-            "return_dict."
+            f"forward() got unexpected keyword arguments {', '.join(map(repr, unknown))}; hf_rnn models take the "
+            "arguments their forward names (input_ids or inputs_embeds, attention_mask, labels, ...) and return_dict."
         )
     if kwargs.get("output_attentions"):
         raise ValueError("output_attentions=True: recurrent models compute no attention weights; leave it unset.")

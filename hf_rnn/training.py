@@ -424,7 +424,7 @@ def broadcast_object(value, args: TrainingArguments):
 
 def _metrics_only(results: dict[str, float], prefix: str) -> dict[str, float]:
     """The metrics of a `Trainer.evaluate` result, without the prefix and the timing entries."""
-    timing = ("_runtime", "_samples_per_second", "_steps_per_second")
+    timing = ("_runtime", "_samples_per_second", "_steps_per_second", "_model_preparation_time")
     return {
         key.removeprefix(f"{prefix}_"): value
         for key, value in results.items()
