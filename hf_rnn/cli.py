@@ -98,16 +98,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     from .data import DataSpec
     from .model_dir import is_language_model, read_config
+    from .training import evaluate_model
 
-    language_model = is_language_model(read_config(args.model_dir))
-    if language_model:
-        if args.label_column is not None:
-            raise ValueError(
-                "--label-column: a language model is scored on the texts alone (next-token loss); drop the option."
-            )
-        from .language_modeling import evaluate_language_model as evaluate
-    else:
-        from .training import evaluate_model as evaluate
+    if args.label_column is not None and is_language_model(read_config(args.model_dir)):
+        raise ValueError(
+            "--label-column: a language model is scored on the texts alone (next-token loss); drop the option."
+        )
     data = None
     if args.data:
         columns = {"text_column": args.text_column}
@@ -116,7 +112,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         # a data file is evaluated whole; a dataset name keeps its usual test split
         whole = {"validation_split": "train", "test_split": "train"} if Path(args.data).is_file() else {}
         data = DataSpec(dataset=args.data, **columns, **whole)
-    metrics = evaluate(args.model_dir, data=data, split=args.split, allow_pickle=args.allow_pickle, bf16=args.bf16)
+    metrics = evaluate_model(
+        args.model_dir, data=data, split=args.split, allow_pickle=args.allow_pickle, bf16=args.bf16
+    )
     print(json.dumps(metrics, indent=2))
     return 0
 

@@ -142,9 +142,14 @@ def summary(model: RecurrentPreTrainedModel, sequence_length: int = 16, print_fn
             hook.remove()
 
     table = ModelSummary(model_name=type(model).__name__)
+    counted: set[int] = set()
     for name, module in rows:
-        params = sum(p.numel() for p in module.parameters())
-        trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+        # a tied weight (a language model's head shares the embedding matrix) counts once, in its first row, so the
+        # rows add up to the total as in Keras
+        own = [p for p in module.parameters() if id(p) not in counted]
+        counted.update(id(p) for p in own)
+        params = sum(p.numel() for p in own)
+        trainable = sum(p.numel() for p in own if p.requires_grad)
         shape = shapes.get(name, cell_shapes.get(name, "?"))
         table.rows.append(SummaryRow(name, _layer_type(module), shape, params, trainable))
     table.total_params = sum(p.numel() for p in model.parameters())

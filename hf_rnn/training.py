@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -51,7 +50,7 @@ from .frontends import (
 )
 from .hub import push_model
 from .inference import predict  # noqa: F401  (moved to inference.py; `from hf_rnn.training import predict` works)
-from .model_dir import load_model_dir, read_data_spec
+from .model_dir import is_language_model, load_model_dir, read_config, read_data_spec
 from .recipes import Recipe, RecipeError, check_task
 from .registry import head_class
 from .tokenization import build_tokenizer, tokenize_dataset
@@ -63,7 +62,7 @@ from .trainer import (  # noqa: F401 (NonFiniteLossError, load_metric: re-export
     StopOnNonFiniteLoss,
     load_metric,
 )
-from .training_spec import build_training_arguments, cpu_only
+from .training_spec import build_training_arguments, evaluation_arguments
 
 logger = logging.getLogger(__name__)
 
@@ -460,8 +459,8 @@ def _finalize(work_dir: Path, output_dir: Path) -> None:
 def _refuse_language_model(model, model_dir: str | Path, command: str) -> None:
     if type(model) in CAUSAL_LM_CLASSES.values():
         raise ValueError(
-            f"{model_dir} holds a language model; {command} works with classifiers. Use `hf-rnn generate` (its test "
-            "perplexity is in metrics.json)."
+            f"{model_dir} holds a language model; {command} works with classifiers. Use `hf-rnn generate` to "
+            "continue texts, `hf-rnn eval` to score it."
         )
 
 
@@ -475,10 +474,14 @@ def evaluate_model(
     """Evaluates a saved model on a split of its recipe's data, or of `data`.
 
     Labels are matched by name: a label the model does not know is an error that lists the model's labels. With
-    `bf16`, the model runs under bf16 autocast (see `predict`).
+    `bf16`, the model runs under bf16 autocast (see `predict`). A language model is scored by
+    `hf_rnn.language_modeling.evaluate_language_model` (loss, perplexity, bits per token).
     """
+    if is_language_model(read_config(model_dir)):
+        from .language_modeling import evaluate_language_model
+
+        return evaluate_language_model(model_dir, data=data, split=split, allow_pickle=allow_pickle, bf16=bf16)
     model, tokenizer = load_model_dir(model_dir, allow_pickle=allow_pickle)
-    _refuse_language_model(model, model_dir, "hf-rnn eval")
     if data is None:
         data = read_data_spec(model_dir)
     splits, label_names = load_splits(data)
@@ -491,15 +494,7 @@ def evaluate_model(
     dataset = splits[split].cast_column("label", Value("int64")).map(lambda row: {"label": remap[row["label"]]})
     # length-sorted batches carry the least padding
     tokenized = sort_by_length(tokenize_dataset(dataset, tokenizer))
-    args = TrainingArguments(
-        # the Trainer writes nothing here when it only evaluates; the model directory may be read-only
-        output_dir=tempfile.gettempdir(),
-        report_to="none",
-        per_device_eval_batch_size=256,
-        dataloader_pin_memory=torch.cuda.is_available(),
-        bf16=bf16,
-        use_cpu=cpu_only(),
-    )
+    args = evaluation_arguments(batch_size=256, bf16=bf16)
     trainer = RecurrentTrainer(
         model=model,
         args=args,

@@ -313,6 +313,13 @@ def test_summary_command_shows_the_shapes_a_language_model_computes(char_model, 
     assert "pooler" not in out and "?" not in out
 
 
+def test_summary_counts_a_tied_head_once():
+    model = LSTMForCausalLM(LSTMConfig(vocab_size=50, embedding_dim=8, hidden_size=8, tie_word_embeddings=True))
+    assert model.lm_head.weight is model.get_input_embeddings().weight
+    table = hf_rnn.summary(model, print_fn=None)
+    assert sum(row.params for row in table.rows) == table.total_params == sum(p.numel() for p in model.parameters())
+
+
 def test_push_checks_and_uploads_the_language_model_code(char_model):
     check_model_dir(char_model)
     uploaded = {p.name for p in _files_to_upload(char_model)}
