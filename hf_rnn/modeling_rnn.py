@@ -130,7 +130,7 @@ class RecurrentLayer(nn.Module):
     def _run(self, cell: nn.RNNBase, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         pack = self.sequence_packing == "always" or (self.sequence_packing == "auto" and hidden.is_cuda)
         if not pack:
-            # training a GRU or simple RNN on CPU takes a sequence-level kernel (modeling_rnn_kernels.py)
+            # training a simple RNN on CPU takes a sequence-level kernel (modeling_rnn_kernels.py)
             return run_cell(cell, hidden)
         packed = pack_padded_sequence(hidden, lengths.cpu(), batch_first=True, enforce_sorted=False)
         return pad_packed_sequence(cell(packed)[0], batch_first=True, total_length=hidden.shape[1])[0]
