@@ -33,12 +33,7 @@ logger = logging.getLogger(__name__)
 
 # what a model directory needs to load anywhere: config (with auto_map), remote code, tokenizer; weights come apart
 # because a sharded checkpoint has an index instead of model.safetensors
-REMOTE_CODE_FILES = (
-    "configuration_rnn.py",
-    "modeling_rnn_embeddings.py",
-    "modeling_rnn_kernels.py",
-    "modeling_rnn.py",
-)
+REMOTE_CODE_FILES = ("configuration_rnn.py", "modeling_rnn_embeddings.py", "modeling_rnn.py")
 # the language models' remote code (it imports modeling_rnn.py), in the directories of language models only
 CAUSAL_LM_CODE_FILE = "modeling_rnn_lm.py"
 REQUIRED_FILES = ("config.json", *REMOTE_CODE_FILES, "tokenizer_config.json")

@@ -28,7 +28,6 @@ from transformers.utils.generic import can_return_tuple
 
 from .configuration_rnn import GRUConfig, LSTMConfig, RecurrentConfig, RNNConfig
 from .modeling_rnn_embeddings import RecurrentEmbeddings, register_checkpoint_names, rename_checkpoint_keys
-from .modeling_rnn_kernels import run_cell
 
 # checkpoints keep their first names (`embeddings.weight`, `frontend.*`): see modeling_rnn_embeddings.py
 for _config_class in (RNNConfig, LSTMConfig, GRUConfig):
@@ -130,8 +129,7 @@ class RecurrentLayer(nn.Module):
     def _run(self, cell: nn.RNNBase, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         pack = self.sequence_packing == "always" or (self.sequence_packing == "auto" and hidden.is_cuda)
         if not pack:
-            # training a simple RNN on CPU takes a sequence-level kernel (modeling_rnn_kernels.py)
-            return run_cell(cell, hidden)
+            return cell(hidden)[0]
         packed = pack_padded_sequence(hidden, lengths.cpu(), batch_first=True, enforce_sorted=False)
         return pad_packed_sequence(cell(packed)[0], batch_first=True, total_length=hidden.shape[1])[0]
 

@@ -35,7 +35,6 @@ UPLOADED = {
     "model.safetensors",
     "modeling_rnn.py",
     "modeling_rnn_embeddings.py",
-    "modeling_rnn_kernels.py",
     "recipe.yaml",
     "tokenizer.json",
     "tokenizer_config.json",

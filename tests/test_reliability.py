@@ -318,9 +318,7 @@ FORBIDDEN_MODULES = {"os", "sys", "subprocess", "socket", "requests", "urllib", 
 FORBIDDEN_CALLS = {"eval", "exec", "compile", "open", "__import__", "breakpoint", "input"}
 
 
-@pytest.mark.parametrize(
-    "name", ["modeling_rnn.py", "modeling_rnn_embeddings.py", "modeling_rnn_kernels.py", "configuration_rnn.py"]
-)
+@pytest.mark.parametrize("name", ["modeling_rnn.py", "modeling_rnn_embeddings.py", "configuration_rnn.py"])
 def test_remote_code_files_are_the_package_files_and_are_inert(model_dir, name):
     """The files saved for trust_remote_code are byte-for-byte hf_rnn's own, with no network, process, file-system
     or dynamic-code access."""
