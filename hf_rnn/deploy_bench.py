@@ -35,8 +35,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .benchmark.torch_rows import workload_model
 from .benchmark.workload import FULL, QUICK, Workload, make_sequences
-from .configuration_rnn import LSTMConfig
 from .cpu import flushed_denormals
 from .export import write_onnx
 from .inference import TorchPredictor, predict
@@ -142,15 +142,7 @@ class _Session:
 def _workload_model(workload: Workload, seed: int) -> LSTMForSequenceClassification:
     """Workload W's bidirectional LSTM classifier as an hf_rnn model (random weights: speed and size only)."""
     torch.manual_seed(seed)
-    config = LSTMConfig(
-        vocab_size=workload.vocab_size,
-        embedding_dim=workload.embedding_dim,
-        hidden_size=workload.hidden_size,
-        bidirectional=True,
-        classifier_hidden_sizes=[workload.head_size],
-        id2label={i: f"class_{i}" for i in range(workload.num_labels)},
-    )
-    return LSTMForSequenceClassification(config).eval()
+    return workload_model("lstm", workload).eval()
 
 
 def _sorted_batches(workload: Workload, seed: int) -> tuple[list[tuple[np.ndarray, np.ndarray]], int]:

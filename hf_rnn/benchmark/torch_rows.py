@@ -74,7 +74,7 @@ class TorchLoopVariant(Variant):
     def setup(self) -> None:
         torch.manual_seed(self.context.seed)
         if self.hf_rnn:
-            self.model = _hf_rnn_model(self.context.cell, self.context.workload)
+            self.model = workload_model(self.context.cell, self.context.workload)
         else:
             self.model = PlainClassifier(self.context.cell, self.context.workload)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
@@ -107,7 +107,7 @@ class TorchLoopVariant(Variant):
         return _counts(self.infer_batches)
 
 
-def _hf_rnn_model(cell: str, workload: Workload, **config_overrides) -> nn.Module:
+def workload_model(cell: str, workload: Workload, **config_overrides) -> nn.Module:
     """The hf_rnn sequence classifier of the workload's shape (bidirectional, `Dense(head_size)` head)."""
     config = _CONFIGS[cell](
         vocab_size=workload.vocab_size,
@@ -244,7 +244,7 @@ class TrainerVariant(Variant):
     def setup(self) -> None:
         context, workload = self.context, self.context.workload
         torch.manual_seed(context.seed)
-        self.model = _hf_rnn_model(context.cell, workload, **self.config_overrides)
+        self.model = workload_model(context.cell, workload, **self.config_overrides)
         dataset = _dataset(context.sequences)
         self.collator = PaddingCollator(pad_token_id=0)
         self._train_counts = None  # known after the warm-up pass has recorded the batches
@@ -304,7 +304,7 @@ def _length_sweep(cell: str, settings: Settings, seed: int) -> dict:
     """Training tokens/s of hf_rnn (bare loop, fp32) on batches of one length each, as the length doubles."""
     workload = settings.workload
     torch.manual_seed(seed)
-    model = _hf_rnn_model(cell, workload)
+    model = workload_model(cell, workload)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(seed)
     size = settings.sweep_batch_size
@@ -369,7 +369,7 @@ def _frontend_epochs(settings: Settings, seed: int, work_dir: Path) -> dict:
             " (quick run)" if settings is QUICK else " (MiniLM not installed)"
         )
     torch.manual_seed(seed)
-    model = _hf_rnn_model(
+    model = workload_model(
         "gru", workload, frontend="bert", frontend_config=encoder_config.to_dict(), freeze_frontend="all"
     )
     if minilm:
