@@ -41,7 +41,9 @@ class RecurrentEmbeddings(nn.Module):
     """Token vectors for the recurrent layers: an embedding table, or a transformer encoder frontend.
 
     Returns `(vectors, attention_mask)`: vectors of shape `(batch, time, config.embedding_dim)` and the mask that
-    goes with them, which is the input mask cut to one step when a pooled encoder output stands for each text.
+    goes with them, which is the input mask cut to one step when a pooled encoder output stands for each text. Without
+    a mask (the language models, which track padding themselves) given vectors are taken as they are; an encoder
+    frontend always gets its mask from `RecurrentModel`.
     """
 
     def __init__(self, config: RecurrentConfig):
@@ -73,17 +75,17 @@ class RecurrentEmbeddings(nn.Module):
     def forward(
         self,
         input_ids: torch.Tensor | None,
-        attention_mask: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         vectors, attention_mask = self._vectors(input_ids, attention_mask, token_type_ids, inputs_embeds)
         return self.dropout(vectors), attention_mask
 
     def _vectors(
         self,
         input_ids: torch.Tensor | None,
-        attention_mask: torch.Tensor,
+        attention_mask: torch.Tensor | None,
         token_type_ids: torch.Tensor | None,
         inputs_embeds: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -91,6 +93,8 @@ class RecurrentEmbeddings(nn.Module):
         if inputs_embeds is not None:
             # given vectors, e.g. a frozen encoder's outputs cached by `hf_rnn.frontends.add_frontend_features`
             # (float16 on disk); a pooled encoder output is one step per text
+            if attention_mask is None:
+                return inputs_embeds.to(next(self.parameters()).dtype), attention_mask
             if pooled and inputs_embeds.shape[1] == 1:
                 attention_mask = attention_mask[:, :1]
             if inputs_embeds.shape[:2] != attention_mask.shape:

@@ -213,10 +213,7 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
         backbone = self.backbone
 
         # 1. embed: (batch, time, embedding_dim)
-        reference = input_ids if input_ids is not None else inputs_embeds
-        # the embeddings read the mask only to check given vectors against it: a full one of the new steps' shape
-        steps_mask = torch.ones(reference.shape[:2], dtype=torch.long, device=reference.device)
-        hidden, _ = backbone.embeddings(input_ids, steps_mask, inputs_embeds=inputs_embeds)
+        hidden, _ = backbone.embeddings(input_ids, inputs_embeds=inputs_embeds)
         time = hidden.shape[1]
         lengths, shifts = None, None
         if attention_mask is not None and not attention_mask[:, -time:].bool().all():
