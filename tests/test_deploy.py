@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_training import cli
 from transformers import AutoTokenizer, BertConfig
 
 import hf_rnn
-from hf_rnn.cli import main
 from hf_rnn.data import load_splits
 from hf_rnn.export import export_model
 from hf_rnn.inference import TorchPredictor, iter_predict, load_predictor, predict
@@ -60,15 +60,6 @@ CELL_CASES = {
     "lstm": {"bidirectional": True, "pooling": "max", "num_layers": 2, "classifier_hidden_sizes": [8]},
     "gru": {"bidirectional": False, "pooling": "first_last"},
 }
-
-
-def cli(*args: str, capsys) -> tuple[int, str, str]:
-    try:
-        code = main(list(args))
-    except SystemExit as exit:  # argparse usage errors
-        code = exit.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

@@ -45,9 +45,10 @@ def write_recipe(folder: Path, extra: str = "") -> str:
     return str(path)
 
 
-def cli(*args: str, cwd: Path, capsys, monkeypatch) -> tuple[int, str, str]:
-    """Runs `hf-rnn ARGS` in this process (the console script calls the same `main`)."""
-    monkeypatch.chdir(cwd)
+def cli(*args: str, capsys, cwd: Path | None = None, monkeypatch=None) -> tuple[int, str, str]:
+    """Runs `hf-rnn ARGS` in this process (the console script calls the same `main`), in `cwd` when given."""
+    if cwd is not None:
+        monkeypatch.chdir(cwd)
     try:
         code = main(list(args))
     except SystemExit as exit:  # argparse usage errors
