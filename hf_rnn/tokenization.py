@@ -11,9 +11,13 @@ from itertools import chain, islice
 from typing import Literal
 
 import datasets
+import pyarrow as pa
+import pyarrow.compute as pc
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 from transformers.tokenization_utils_base import VERY_LARGE_INTEGER
+
+from .arrow_tokenization import ArrowWordLevel
 
 PAD_TOKEN = "[PAD]"
 UNK_TOKEN = "[UNK]"
@@ -240,18 +244,26 @@ def tokenize_dataset(
 
     encode = TextEncoder(tokenizer)
 
-    def tokenize(batch: dict[str, list]) -> dict[str, list]:
-        input_ids = encode(batch[text_column])
-        return {"input_ids": input_ids, "length": [len(ids) for ids in input_ids]}
+    def tokenize(batch: pa.Table) -> pa.Table:
+        # Arrow in, Arrow out: the ids never become Python lists on the word-level path
+        input_ids = encode.arrow(batch[text_column]).cast(pa.list_(pa.int64()))
+        lengths = pc.list_value_length(input_ids).cast(pa.int64())
+        return batch.drop_columns([text_column]).append_column("input_ids", input_ids).append_column("length", lengths)
 
-    return dataset.map(
-        tokenize,
-        batched=True,
-        batch_size=_MAP_BATCH_SIZE,
-        remove_columns=[text_column],
-        num_proc=num_proc,
-        desc="Tokenizing",
-    )
+    def tokenize_split(split: datasets.Dataset) -> datasets.Dataset:
+        tokenized = split.with_format("arrow").map(
+            tokenize,
+            batched=True,
+            batch_size=_MAP_BATCH_SIZE,
+            remove_columns=[text_column],
+            num_proc=num_proc,
+            desc="Tokenizing",
+        )
+        return tokenized.with_format(split.format["type"])
+
+    if isinstance(dataset, datasets.DatasetDict):
+        return datasets.DatasetDict({name: tokenize_split(split) for name, split in dataset.items()})
+    return tokenize_split(dataset)
 
 
 # texts per `Dataset.map` batch: big batches keep the tokenizer's threads busy and the Arrow writes few
@@ -260,10 +272,13 @@ _MAP_BATCH_SIZE = 10_000
 
 class TextEncoder:
     """
-    `tokenizer(texts, truncation=True)["input_ids"]`, about 10x faster: it calls the Rust tokenizer's
-    `encode_batch_fast` (no offsets, no per-text Python dictionaries) on a copy of the backend set to truncate
-    like the transformers call (to `model_max_length`, on the tokenizer's `truncation_side`, special tokens counted)
-    and never to pad. Missing texts (`None`) count as empty. The token ids are the same (tested).
+    `tokenizer(texts, truncation=True)["input_ids"]`, 4-10x faster, with the same token ids (tested).
+
+    Word-level tokenizers of hf_rnn's kind encode through Arrow compute kernels (`hf_rnn.arrow_tokenization`, about
+    5x `encode_batch_fast` on IMDB); every other tokenizer through the Rust tokenizer's `encode_batch_fast` (no
+    offsets, no per-text Python dictionaries). Both run on a copy of the backend set to truncate like the
+    transformers call (to `model_max_length`, on the tokenizer's `truncation_side`, special tokens counted) and never
+    to pad. Missing texts (`None`) count as empty.
 
     Args:
         tokenizer (`PreTrainedTokenizerFast`): a tokenizer from `build_tokenizer` or `AutoTokenizer.from_pretrained`.
@@ -276,8 +291,20 @@ class TextEncoder:
             backend.enable_truncation(tokenizer.model_max_length, direction=tokenizer.truncation_side)
         else:
             backend.no_truncation()
+        # truncation is read from `backend` at each call, so changing it there afterwards holds on both paths
         self.backend = backend
+        self.word_level = ArrowWordLevel.for_tokenizer(backend)
 
     def __call__(self, texts: list[str | None]) -> list[list[int]]:
+        if self.word_level is not None:
+            return self.word_level.encode(texts)
         texts = ["" if text is None else text for text in texts]
         return [encoding.ids for encoding in self.backend.encode_batch_fast(texts)]
+
+    def arrow(self, texts: pa.Array | pa.ChunkedArray) -> pa.ListArray:
+        """The token ids of an Arrow string column, as an Arrow list array."""
+        if isinstance(texts, pa.ChunkedArray):
+            texts = texts.combine_chunks()
+        if self.word_level is not None:
+            return self.word_level.encode_arrow(texts.cast(pa.string()))
+        return pa.array(self(texts.to_pylist()), pa.list_(pa.int32()))

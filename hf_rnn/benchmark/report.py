@@ -195,7 +195,7 @@ def _tokenization_lines(tokenization: dict | None) -> list[str]:
     ]
     lines += [f"| {row['path']} | {row['reviews_per_s']:,.0f} |" for row in tokenization["rows"]]
     same = "the same" if tokenization["same_ids"] else "DIFFERENT"
-    return lines + ["", f"All three paths give {same} token ids."]
+    return lines + ["", f"All paths give {same} token ids."]
 
 
 def _busy_lines(busy: dict | None) -> list[str]:
