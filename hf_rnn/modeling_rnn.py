@@ -115,6 +115,10 @@ def merge_directions(forward_states: torch.Tensor, backward_states: torch.Tensor
 class RecurrentLayer(nn.Module):
     """One recurrent layer: a forward cell and, if bidirectional, a backward cell over each reversed sequence."""
 
+    # `(cell, hidden) -> outputs or None`, installed by hf_rnn (`hf_rnn.sequence_kernels`: GRU/RNN training on CPU);
+    # as Hub remote code, without hf_rnn, the layers run PyTorch's modules, which compute the same function
+    sequence_kernel = None
+
     def __init__(self, config: RecurrentConfig, input_size: int):
         super().__init__()
         cell_kwargs = {"input_size": input_size, "hidden_size": config.hidden_size, "batch_first": True}
@@ -129,7 +133,9 @@ class RecurrentLayer(nn.Module):
     def _run(self, cell: nn.RNNBase, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         pack = self.sequence_packing == "always" or (self.sequence_packing == "auto" and hidden.is_cuda)
         if not pack:
-            return cell(hidden)[0]
+            kernel = RecurrentLayer.sequence_kernel
+            outputs = kernel(cell, hidden) if kernel is not None else None
+            return cell(hidden)[0] if outputs is None else outputs
         packed = pack_padded_sequence(hidden, lengths.cpu(), batch_first=True, enforce_sorted=False)
         return pad_packed_sequence(cell(packed)[0], batch_first=True, total_length=hidden.shape[1])[0]
 

@@ -70,6 +70,17 @@ VARIANTS: dict[str, Callable[[Context], Variant]] = {
         c,
         flush_denormal=False,
     ),
+    # the LSTM has no sequence kernel (PyTorch's fused oneDNN one already covers it): no row for it
+    "hf_rnn_fp32_modules": lambda c: (
+        None
+        if c.cell == "lstm"
+        else TrainerVariant(
+            "hf_rnn_fp32_modules",
+            f"the same with PyTorch's nn.{_TORCH_CELLS[c.cell].__name__} instead of hf_rnn's sequence kernel",
+            c,
+            sequence_kernels=False,
+        )
+    ),
     "hf_rnn_bf16": lambda c: TrainerVariant(
         "hf_rnn_bf16", "hf_rnn via Trainer, group_by_length, bf16 autocast", c, bf16=True
     ),
@@ -119,6 +130,7 @@ def _bench_cell(
         sorted_batches=batches_from_indices(sequences, np.argsort(-lengths, kind="stable"), workload.eval_batch_size),
     )
     variants = {name: build(context) for name, build in VARIANTS.items() if name not in skip}
+    variants = {name: variant for name, variant in variants.items() if variant is not None}
     memory = {}
     # Trainer variants first: they record the batches that the bucketed rows replay
     for name in sorted(variants, key=lambda name: not isinstance(variants[name], TrainerVariant)):

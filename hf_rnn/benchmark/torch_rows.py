@@ -10,6 +10,7 @@ from transformers import TrainerCallback
 
 from ..cpu import flushed_denormals
 from ..data import PaddingCollator, sort_by_length
+from ..sequence_kernels import sequence_kernels
 from .workload import (
     _CLASSIFIERS,
     _CONFIGS,
@@ -226,6 +227,11 @@ class TrainerVariant(Variant):
             Train with `TrainingArguments(bf16=True)` (autocast) and predict under bf16 autocast.
         config_overrides (`dict`, *optional*):
             Extra config fields, e.g. a transformer frontend (`frontend="bert"`, `frontend_config=...`).
+        flush_denormal (`bool`, *optional*, defaults to `True`):
+            Flush denormals to zero while training and predicting (hf_rnn's default).
+        sequence_kernels (`bool`, *optional*, defaults to `True`):
+            Train GRU and simple-RNN layers through hf_rnn's sequence kernels (the default); `False` runs PyTorch's
+            modules instead.
     """
 
     def __init__(
@@ -236,10 +242,12 @@ class TrainerVariant(Variant):
         bf16: bool = False,
         config_overrides: dict | None = None,
         flush_denormal: bool = True,
+        sequence_kernels: bool = True,
     ):
         self.name, self.description, self.context, self.bf16 = name, description, context, bf16
         self.config_overrides = config_overrides or {}
         self.flush_denormal = flush_denormal
+        self.sequence_kernels = sequence_kernels
 
     def setup(self) -> None:
         context, workload = self.context, self.context.workload
@@ -282,7 +290,8 @@ class TrainerVariant(Variant):
     def train(self) -> Counts | None:
         # Trainer draws its length-grouped order from the global generator: reseed so every pass sees the same batches
         torch.manual_seed(self.context.seed)
-        self.trainer.train()
+        with sequence_kernels(self.sequence_kernels):
+            self.trainer.train()
         if self._train_counts is None:
             return None
         return Counts(self._train_counts.real_tokens, self._train_counts.padded_tokens, self.timer.seconds[-1])

@@ -1,0 +1,144 @@
+"""Sequence-level training kernels for the GRU and simple-RNN layers on CPU (`sequence_kernels.cpp`).
+
+PyTorch trains LSTMs on CPU through a fused oneDNN kernel, but `nn.GRU` and `nn.RNN` one time step at a time through
+the autograd engine, with a small weight-gradient product per step. The kernels here do the input projections, the
+input gradients and the weight gradients of all steps as one matrix product each and keep only the recurrent products
+per step (`hf_rnn/sequence_kernels.cpp`). Their outputs are PyTorch's own (the same matrix products, sigmoid and tanh)
+and their gradients equal autograd's to float32 rounding (tested).
+
+They are used by hf_rnn's layers when training on CPU in float32: a layer whose input or weights need gradients,
+outside autocast, tracing and `torch.compile`. Inference, evaluation, export, bf16 and GPUs keep PyTorch's modules.
+The C++ source is compiled on first use with `torch.utils.cpp_extension` (about 10 s on 2 cores; cached in
+`TORCH_EXTENSIONS_DIR`, by default `~/.cache/torch_extensions`); without a C++ compiler or ninja, training falls back
+to PyTorch's modules with one warning. `HF_RNN_SEQUENCE_KERNELS=0` turns the kernels off.
+"""
+
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.autograd.function import once_differentiable
+
+logger = logging.getLogger(__name__)
+
+SOURCE = Path(__file__).with_name("sequence_kernels.cpp")
+_lock = threading.Lock()
+_state = {"ops": None, "failed": False, "enabled": os.environ.get("HF_RNN_SEQUENCE_KERNELS", "1") != "0"}
+
+
+def _flags() -> list[str]:
+    # tuned to the CPU that builds it: the build is cached per machine (the CPU's flags are part of its name)
+    return ["-O3", "-march=native"] if torch.backends.cpu.get_cpu_capability() != "DEFAULT" else ["-O3"]
+
+
+def _build_name() -> str:
+    from .cpu import cpu_flags
+
+    key = "|".join([SOURCE.read_text(), torch.__version__, " ".join(_flags()), " ".join(cpu_flags())])
+    return f"hf_rnn_sequence_kernels_{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+def kernel_ops():
+    """The compiled operators (`torch.ops.hf_rnn_kernels`), built on first call; `None` where they cannot be built."""
+    if _state["ops"] is not None or _state["failed"]:
+        return _state["ops"]
+    with _lock:
+        if _state["ops"] is None and not _state["failed"]:
+            try:
+                from torch.utils.cpp_extension import load
+
+                logger.info("Building hf_rnn's GRU/RNN sequence kernel (once per machine, about 10 s).")
+                load(name=_build_name(), sources=[str(SOURCE)], extra_cflags=_flags(), is_python_module=False)
+                _state["ops"] = torch.ops.hf_rnn_kernels
+            except Exception as error:  # no compiler, no ninja, a read-only cache: PyTorch's modules still train
+                _state["failed"] = True
+                first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+                logger.warning(
+                    "hf_rnn could not build its GRU/RNN sequence kernel (%s); training uses PyTorch's modules, which "
+                    "is slower. Install a C++ compiler and `pip install ninja`, or set HF_RNN_SEQUENCE_KERNELS=0.",
+                    first_line,
+                )
+    return _state["ops"]
+
+
+@contextmanager
+def sequence_kernels(enabled: bool) -> Iterator[None]:
+    """Turns the kernels on or off inside the block (the benchmark's comparison rows, tests)."""
+    previous = _state["enabled"]
+    _state["enabled"] = enabled
+    try:
+        yield
+    finally:
+        _state["enabled"] = previous
+
+
+class _GRUSequence(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, hidden, weight_ih, weight_hh, bias_ih, bias_hh):
+        outputs, states, rz, n, gh_n = kernel_ops().gru_forward(hidden, weight_ih, weight_hh, bias_ih, bias_hh)
+        ctx.save_for_backward(hidden, weight_ih, weight_hh, states, rz, n, gh_n)
+        return outputs
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_outputs):
+        return tuple(kernel_ops().gru_backward(grad_outputs.contiguous(), *ctx.saved_tensors))
+
+
+class _RNNSequence(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, hidden, weight_ih, weight_hh, bias_ih, bias_hh, relu):
+        outputs, states = kernel_ops().rnn_forward(hidden, weight_ih, weight_hh, bias_ih, bias_hh, relu)
+        ctx.relu = relu
+        ctx.save_for_backward(hidden, weight_ih, weight_hh, states)
+        return outputs
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_outputs):
+        grads = kernel_ops().rnn_backward(grad_outputs.contiguous(), *ctx.saved_tensors, ctx.relu)
+        return (*grads, None)
+
+
+def _applies(cell: nn.RNNBase, hidden: torch.Tensor) -> bool:
+    # exactly PyTorch's float modules: not subclasses, nor the quantized modules of `hf-rnn export --quantize`
+    if not _state["enabled"] or type(cell) not in (nn.GRU, nn.RNN):
+        return False
+    parameters = (cell.weight_ih_l0, cell.weight_hh_l0)
+    return (
+        cell.num_layers == 1
+        and cell.bias
+        and cell.batch_first
+        and not cell.bidirectional
+        and cell.proj_size == 0
+        and hidden.device.type == "cpu"
+        and hidden.dim() == 3
+        and hidden.shape[0] > 0
+        and hidden.shape[1] > 0
+        and hidden.dtype == torch.float32
+        and all(parameter.dtype == torch.float32 for parameter in parameters)
+        and torch.is_grad_enabled()
+        and (hidden.requires_grad or any(parameter.requires_grad for parameter in parameters))
+        and not torch.is_autocast_enabled("cpu")
+        and not torch.jit.is_tracing()
+        and not torch.jit.is_scripting()
+        and not torch.compiler.is_compiling()
+        and not torch.compiler.is_exporting()
+    )
+
+
+def run_sequence_kernel(cell: nn.RNNBase, hidden: torch.Tensor) -> torch.Tensor | None:
+    """`cell(hidden)[0]` (a zero initial state) through the sequence kernel, or `None` where it does not apply."""
+    if not _applies(cell, hidden) or kernel_ops() is None:
+        return None
+    weights = (cell.weight_ih_l0, cell.weight_hh_l0, cell.bias_ih_l0, cell.bias_hh_l0)
+    hidden = hidden.contiguous()
+    if isinstance(cell, nn.GRU):
+        return _GRUSequence.apply(hidden, *weights)
+    return _RNNSequence.apply(hidden, *weights, cell.nonlinearity == "relu")

@@ -1,0 +1,129 @@
+"""Tests for hf_rnn.sequence_kernels: the GRU/RNN training kernels compute PyTorch's function and gradients, are
+used only where they apply, and fall back to PyTorch's modules where they cannot be built."""
+
+import logging
+
+import pytest
+import torch
+from torch import nn
+
+import hf_rnn
+from hf_rnn import sequence_kernels
+from hf_rnn.sequence_kernels import kernel_ops, run_sequence_kernel
+
+CELLS = {
+    "gru": lambda: nn.GRU(5, 4, batch_first=True),
+    "rnn-tanh": lambda: nn.RNN(5, 4, batch_first=True),
+    "rnn-relu": lambda: nn.RNN(5, 4, batch_first=True, nonlinearity="relu"),
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def built():
+    # built once per machine (cached by torch.utils.cpp_extension); every test below needs it
+    assert kernel_ops() is not None
+
+
+def gradients(cell: nn.RNNBase, hidden: torch.Tensor, grad: torch.Tensor, kernel: bool):
+    hidden = hidden.detach().requires_grad_()
+    outputs = run_sequence_kernel(cell, hidden) if kernel else cell(hidden)[0]
+    assert outputs is not None
+    inputs = [hidden, *cell.parameters()]
+    return outputs, torch.autograd.grad(outputs, inputs, grad)
+
+
+@pytest.mark.parametrize("name", CELLS)
+@pytest.mark.parametrize("shape", [(3, 7), (1, 1), (2, 40)])
+def test_outputs_and_gradients_equal_pytorch_modules(name, shape):
+    torch.manual_seed(0)
+    cell = CELLS[name]()
+    hidden = torch.randn(*shape, 5)
+    grad = torch.randn(*shape, 4)
+    outputs, grads = gradients(cell, hidden, grad, kernel=True)
+    reference, reference_grads = gradients(cell, hidden, grad, kernel=False)
+    torch.testing.assert_close(outputs, reference, rtol=1e-6, atol=1e-6)
+    for got, expected in zip(grads, reference_grads):
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_non_contiguous_input_and_bitwise_repeatability():
+    torch.manual_seed(0)
+    cell = CELLS["gru"]()
+    hidden = torch.randn(7, 3, 5).transpose(0, 1)  # (3, 7, 5), not contiguous
+    grad = torch.randn(3, 7, 4)
+    first, second = gradients(cell, hidden, grad, True), gradients(cell, hidden, grad, True)
+    assert torch.equal(first[0], second[0])
+    assert all(torch.equal(a, b) for a, b in zip(first[1], second[1]))
+    reference = gradients(cell, hidden.contiguous(), grad, False)
+    torch.testing.assert_close(first[0], reference[0], rtol=1e-6, atol=1e-6)
+
+
+def test_used_only_for_float32_cpu_training():
+    cell, hidden = CELLS["gru"](), torch.randn(2, 3, 5)
+    assert run_sequence_kernel(cell, hidden) is not None  # the weights need gradients
+    with torch.no_grad():
+        assert run_sequence_kernel(cell, hidden) is None
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert run_sequence_kernel(cell, hidden) is None
+    assert run_sequence_kernel(nn.LSTM(5, 4, batch_first=True), hidden) is None
+    quantized = torch.ao.quantization.quantize_dynamic(nn.Sequential(cell), {nn.GRU}, dtype=torch.qint8)[0]
+    assert run_sequence_kernel(quantized, hidden) is None
+    assert run_sequence_kernel(nn.GRU(5, 4), hidden) is None  # time-major
+    assert run_sequence_kernel(CELLS["gru"]().double(), hidden.double()) is None
+    with sequence_kernels.sequence_kernels(False):
+        assert run_sequence_kernel(cell, hidden) is None
+
+
+def test_model_training_step_matches_modules_and_inference_is_unchanged():
+    """A padded, bidirectional two-layer GRU classifier: loss and gradients with the kernels match PyTorch's modules;
+    logits without gradients are PyTorch's modules' exactly (the kernels are not used there)."""
+    torch.manual_seed(0)
+    config = hf_rnn.GRUConfig(vocab_size=30, embedding_dim=6, hidden_size=5, num_layers=2, bidirectional=True)
+    model = hf_rnn.GRUForSequenceClassification(config)
+    input_ids = torch.randint(2, 30, (4, 9))
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[1, 5:] = attention_mask[3, 2:] = 0
+    labels = torch.tensor([0, 1, 1, 0])
+
+    def step(kernels: bool):
+        model.zero_grad()
+        with sequence_kernels.sequence_kernels(kernels):
+            loss = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
+            loss.backward()
+        return loss.detach(), [parameter.grad.clone() for parameter in model.parameters()]
+
+    calls = []
+    original = hf_rnn.RecurrentLayer.sequence_kernel
+    hf_rnn.RecurrentLayer.sequence_kernel = lambda cell, hidden: calls.append(cell) or original(cell, hidden)
+    try:
+        loss, grads = step(True)
+    finally:
+        hf_rnn.RecurrentLayer.sequence_kernel = original
+    assert len(calls) == 4  # two layers, two directions
+    reference_loss, reference_grads = step(False)
+    torch.testing.assert_close(loss, reference_loss, rtol=1e-6, atol=1e-6)
+    for got, expected in zip(grads, reference_grads):
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-6)
+
+    model.eval()
+    with torch.no_grad():
+        logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
+        with sequence_kernels.sequence_kernels(False):
+            assert torch.equal(logits, model(input_ids=input_ids, attention_mask=attention_mask).logits)
+
+
+def test_a_failed_build_falls_back_with_one_warning(monkeypatch, caplog):
+    def no_compiler(**kwargs):
+        raise RuntimeError("Error building extension 'x': c++: command not found\nmore lines")
+
+    monkeypatch.setattr("torch.utils.cpp_extension.load", no_compiler)
+    monkeypatch.setitem(sequence_kernels._state, "ops", None)
+    monkeypatch.setitem(sequence_kernels._state, "failed", False)
+    cell, hidden = CELLS["gru"](), torch.randn(2, 3, 5)
+    with caplog.at_level(logging.WARNING, logger="hf_rnn.sequence_kernels"):
+        assert run_sequence_kernel(cell, hidden) is None
+        assert run_sequence_kernel(cell, hidden) is None
+    warnings = [record.getMessage() for record in caplog.records]
+    assert len(warnings) == 1
+    assert "c++: command not found" in warnings[0] and "more lines" not in warnings[0]
+    assert "HF_RNN_SEQUENCE_KERNELS=0" in warnings[0]
