@@ -24,6 +24,22 @@ def built():
     assert kernel_ops() is not None
 
 
+def test_the_environment_picks_the_cells(monkeypatch, caplog):
+    with sequence_kernels.sequence_kernels(("gru",)):
+        assert run_sequence_kernel(CELLS["gru"](), torch.randn(2, 3, 5)) is not None
+        assert run_sequence_kernel(CELLS["rnn-tanh"](), torch.randn(2, 3, 5)) is None
+    both = ("gru", "rnn")
+    for value, cells in [("gru,rnn", both), ("0", ()), ("none", ()), ("1", both), ("", both), ("rnn", ("rnn",))]:
+        monkeypatch.setenv("HF_RNN_SEQUENCE_KERNELS", value)
+        assert sequence_kernels._cells_from_environment() == cells
+    monkeypatch.delenv("HF_RNN_SEQUENCE_KERNELS")
+    assert sequence_kernels._cells_from_environment() == both
+    monkeypatch.setenv("HF_RNN_SEQUENCE_KERNELS", "gru,lstm")
+    with caplog.at_level(logging.WARNING, logger="hf_rnn.sequence_kernels"):
+        assert sequence_kernels._cells_from_environment() == both
+    assert "names lstm" in caplog.records[0].getMessage()
+
+
 def gradients(cell: nn.RNNBase, hidden: torch.Tensor, grad: torch.Tensor, kernel: bool):
     hidden = hidden.detach().requires_grad_()
     outputs = run_sequence_kernel(cell, hidden) if kernel else cell(hidden)[0]
@@ -63,8 +79,6 @@ def test_used_only_for_float32_cpu_training():
     assert run_sequence_kernel(cell, hidden) is not None  # the weights need gradients
     with torch.no_grad():
         assert run_sequence_kernel(cell, hidden) is None
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert run_sequence_kernel(cell, hidden) is None
     assert run_sequence_kernel(nn.LSTM(5, 4, batch_first=True), hidden) is None
     quantized = torch.ao.quantization.quantize_dynamic(nn.Sequential(cell), {nn.GRU}, dtype=torch.qint8)[0]
     assert run_sequence_kernel(quantized, hidden) is None
@@ -72,6 +86,19 @@ def test_used_only_for_float32_cpu_training():
     assert run_sequence_kernel(CELLS["gru"]().double(), hidden.double()) is None
     with sequence_kernels.sequence_kernels(False):
         assert run_sequence_kernel(cell, hidden) is None
+
+
+def test_under_bf16_autocast_the_kernel_computes_in_float32():
+    torch.manual_seed(0)
+    cell, hidden, grad = CELLS["gru"](), torch.randn(2, 6, 5), torch.randn(2, 6, 4)
+    reference, reference_grads = gradients(cell, hidden, grad, kernel=False)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        outputs, grads = gradients(cell, hidden.bfloat16(), grad, kernel=True)
+    assert outputs.dtype == torch.float32
+    # only the input's rounding to bf16 differs from the float32 modules
+    torch.testing.assert_close(outputs, reference, rtol=2e-2, atol=2e-2)
+    for got, expected in zip(grads[1:], reference_grads[1:]):
+        torch.testing.assert_close(got, expected, rtol=5e-2, atol=5e-2)
 
 
 def test_model_training_step_matches_modules_and_inference_is_unchanged():

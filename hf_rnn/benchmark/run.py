@@ -70,7 +70,7 @@ VARIANTS: dict[str, Callable[[Context], Variant]] = {
         c,
         flush_denormal=False,
     ),
-    # the LSTM has no sequence kernel (PyTorch's fused oneDNN one already covers it): no row for it
+    # the LSTM has no sequence kernel (PyTorch's fused oneDNN one covers it): no row for it
     "hf_rnn_fp32_modules": lambda c: (
         None
         if c.cell == "lstm"

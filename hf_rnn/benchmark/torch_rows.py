@@ -229,9 +229,9 @@ class TrainerVariant(Variant):
             Extra config fields, e.g. a transformer frontend (`frontend="bert"`, `frontend_config=...`).
         flush_denormal (`bool`, *optional*, defaults to `True`):
             Flush denormals to zero while training and predicting (hf_rnn's default).
-        sequence_kernels (`bool`, *optional*, defaults to `True`):
-            Train GRU and simple-RNN layers through hf_rnn's sequence kernels (the default); `False` runs PyTorch's
-            modules instead.
+        sequence_kernels (`bool` or `tuple[str, ...]`, *optional*, defaults to `True`):
+            Which cells train through hf_rnn's sequence kernels: `True` the default ones, `False` none, or a tuple
+            such as `("gru", "rnn")`.
     """
 
     def __init__(
@@ -242,7 +242,7 @@ class TrainerVariant(Variant):
         bf16: bool = False,
         config_overrides: dict | None = None,
         flush_denormal: bool = True,
-        sequence_kernels: bool = True,
+        sequence_kernels: bool | tuple[str, ...] = True,
     ):
         self.name, self.description, self.context, self.bf16 = name, description, context, bf16
         self.config_overrides = config_overrides or {}
