@@ -102,6 +102,7 @@ class ArrowWordLevel:
 
     def encode_arrow(self, texts: pa.StringArray) -> pa.ListArray:
         """`encode` from an Arrow string array to an Arrow list array of int32 ids, on all available cores."""
+        texts = texts.cast(pa.string())  # large_string and null arrays too
         if len(texts) <= _CHUNK:
             return self._encode_chunk(texts)
         # chunks of a few thousand texts also stay in the caches: 2x faster than one pass even on one core

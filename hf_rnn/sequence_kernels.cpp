@@ -11,12 +11,25 @@
 // n = tanh(x W_in^T + b_in + r * (h W_hn^T + b_hn)); h' = (1 - z) * n + z * h.
 
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 #include <torch/library.h>
 
 namespace {
 
 using at::Tensor;
+
+// The raw-pointer loops need contiguous float32 tensors of the layer's shapes: checked, since the operators are
+// callable through torch.ops as well as through hf_rnn's autograd Functions.
+void check_layer(const Tensor& x, const Tensor& w_ih, const Tensor& w_hh, const Tensor& b_ih, const Tensor& b_hh,
+                 int64_t gates) {
+  for (const Tensor* t : {&x, &w_ih, &w_hh, &b_ih, &b_hh}) {
+    TORCH_CHECK(t->device().is_cpu() && t->scalar_type() == at::kFloat && t->is_contiguous(),
+                "hf_rnn sequence kernels take contiguous float32 CPU tensors");
+  }
+  const int64_t hidden = w_hh.size(1);
+  TORCH_CHECK(x.dim() == 3 && x.size(2) == w_ih.size(1), "input must be (batch, time, input_size)");
+  TORCH_CHECK(w_ih.size(0) == gates * hidden && w_hh.size(0) == gates * hidden, "weights do not match hidden size");
+  TORCH_CHECK(b_ih.numel() == gates * hidden && b_hh.numel() == gates * hidden, "biases do not match hidden size");
+}
 
 // x (batch, time, input) -> time-major (time * batch, input), contiguous
 Tensor time_major(const Tensor& x) { return x.transpose(0, 1).contiguous().view({-1, x.size(2)}); }
@@ -85,6 +98,7 @@ void gru_step_backward(int64_t rows, int64_t H, const float* __restrict__ dh_rec
 // gate n (time, batch, hidden) and the recurrent projection of the new gate h W_hn^T + b_hn (time, batch, hidden).
 std::vector<Tensor> gru_forward(const Tensor& x, const Tensor& w_ih, const Tensor& w_hh, const Tensor& b_ih,
                                 const Tensor& b_hh) {
+  check_layer(x, w_ih, w_hh, b_ih, b_hh, 3);
   const int64_t batch = x.size(0), time = x.size(1), H = w_hh.size(1), G = 3 * H;
   auto options = x.options();
   // all input projections at once: (time, batch, 3 * hidden)
@@ -107,7 +121,8 @@ std::vector<Tensor> gru_forward(const Tensor& x, const Tensor& w_ih, const Tenso
     gru_state(batch, H, rz_t.data_ptr<float>(), n_t.data_ptr<float>(), states[t].data_ptr<float>(),
               states[t + 1].data_ptr<float>());
   }
-  Tensor outputs = states.narrow(0, 1, time).transpose(0, 1);
+  // the outputs are a tensor of their own, not a view of the saved states: callers may write into them
+  Tensor outputs = states.narrow(0, 1, time).transpose(0, 1).contiguous();
   return {outputs, states, rz, n, gh_n};
 }
 
@@ -141,6 +156,7 @@ std::vector<Tensor> gru_backward(const Tensor& grad_outputs, const Tensor& x, co
 // Forward of a simple RNN layer (tanh or relu) with a zero initial state: outputs and states h_0..h_T.
 std::vector<Tensor> rnn_forward(const Tensor& x, const Tensor& w_ih, const Tensor& w_hh, const Tensor& b_ih,
                                 const Tensor& b_hh, bool relu) {
+  check_layer(x, w_ih, w_hh, b_ih, b_hh, 1);
   const int64_t batch = x.size(0), time = x.size(1), hidden = w_hh.size(1);
   // both biases go into the input projections, computed for all steps at once
   Tensor gi = at::addmm(b_ih + b_hh, time_major(x), w_ih.t()).view({time, batch, hidden});
@@ -151,13 +167,12 @@ std::vector<Tensor> rnn_forward(const Tensor& x, const Tensor& w_ih, const Tenso
     at::addmm_out(h, gi[t], states[t], w_hh_t);
     relu ? at::relu_(h) : at::tanh_(h);
   }
-  return {states.narrow(0, 1, time).transpose(0, 1), states};
+  return {states.narrow(0, 1, time).transpose(0, 1).contiguous(), states};
 }
 
 std::vector<Tensor> rnn_backward(const Tensor& grad_outputs, const Tensor& x, const Tensor& w_ih, const Tensor& w_hh,
                                  const Tensor& states, bool relu) {
-  const int64_t batch = x.size(0), time = x.size(1), hidden = w_hh.size(1);
-  const int64_t H = hidden;
+  const int64_t batch = x.size(0), time = x.size(1), H = w_hh.size(1);
   Tensor grad_tm = grad_outputs.transpose(0, 1).contiguous();
   Tensor d_pre = at::empty({time, batch, H}, x.options());
   Tensor dh = at::zeros({batch, H}, x.options());

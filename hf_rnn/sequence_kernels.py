@@ -3,13 +3,14 @@
 PyTorch trains LSTMs on CPU through a fused oneDNN kernel, but `nn.GRU` and `nn.RNN` one time step at a time through
 the autograd engine, with a small weight-gradient product per step. The kernels here do the input projections, the
 input gradients and the weight gradients of all steps as one matrix product each and keep only the recurrent products
-per step (`hf_rnn/sequence_kernels.cpp`). Their outputs are PyTorch's own (the same matrix products, sigmoid and tanh)
-and their gradients equal autograd's to float32 rounding (tested).
+per step (`hf_rnn/sequence_kernels.cpp`). Their outputs and gradients equal PyTorch's to float32 rounding (tested): the
+same formulas, with ATen's sigmoid and tanh, summed in another order.
 
 They are used by hf_rnn's layers when training on CPU with float32 weights: a layer whose input or weights need
-gradients, outside tracing, export and `torch.compile`. Under bf16 autocast they compute in float32 (PyTorch's modules
-would run small bf16 matrix products per step, slower than this kernel in float32). Inference, evaluation, export and
-GPUs keep PyTorch's modules.
+gradients, outside tracing, export, `torch.compile`, functorch transforms and forward-mode AD, on a cell without hooks.
+Their gradients cannot be differentiated again (no double backward). Under bf16 autocast they compute in float32
+(PyTorch's modules would run small bf16 matrix products per step, slower than this kernel in float32). Inference,
+evaluation, export and GPUs keep PyTorch's modules.
 The C++ source is compiled on first use with `torch.utils.cpp_extension` (about 10 s on 2 cores; cached in
 `TORCH_EXTENSIONS_DIR`, by default `~/.cache/torch_extensions`); without a C++ compiler or ninja, training falls back
 to PyTorch's modules with one warning. `HF_RNN_SEQUENCE_KERNELS` picks the cells: `gru,rnn` (the default), `gru`,
@@ -19,7 +20,9 @@ to PyTorch's modules with one warning. `HF_RNN_SEQUENCE_KERNELS` picks the cells
 import hashlib
 import logging
 import os
+import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -62,15 +65,44 @@ _state = {"ops": None, "failed": False, "cells": _cells_from_environment()}
 
 
 def _flags() -> list[str]:
-    # tuned to the CPU that builds it: the build is cached per machine (the CPU's flags are part of its name)
+    # tuned to the CPU that builds it: the build is cached per CPU (all its flags are part of the build's name)
     return ["-O3", "-march=native"] if torch.backends.cpu.get_cpu_capability() != "DEFAULT" else ["-O3"]
 
 
-def _build_name() -> str:
-    from .cpu import cpu_flags
+def _compiler() -> str:
+    from torch.utils.cpp_extension import get_cxx_compiler
 
-    key = "|".join([SOURCE.read_text(), torch.__version__, " ".join(_flags()), " ".join(cpu_flags())])
-    return f"hf_rnn_sequence_kernels_{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    compiler = get_cxx_compiler()
+    try:
+        return subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return compiler
+
+
+def _build_name() -> str:
+    from .cpu import _cpuinfo_field
+
+    # everything the binary depends on: the source, torch, the flags, the compiler and every flag of the CPU (a
+    # `-march=native` build must not be loaded on a CPU with fewer instructions, e.g. from a shared home directory)
+    parts = [SOURCE.read_text(), torch.__version__, " ".join(_flags()), _compiler(), _cpuinfo_field("flags") or ""]
+    digest = hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
+    return f"hf_rnn_sequence_kernels_{digest}"
+
+
+# a build takes about 10 s: a lock file older than this was left by a build that was killed
+_STALE_LOCK_SECONDS = 600
+
+
+def _remove_stale_lock(name: str) -> None:
+    # torch.utils.cpp_extension waits without end on the lock file of a build that was killed midway
+    from torch.utils.cpp_extension import get_default_build_root
+
+    lock = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root()) / name / "lock"
+    try:
+        if time.time() - lock.stat().st_mtime > _STALE_LOCK_SECONDS:
+            lock.unlink()
+    except OSError:
+        pass
 
 
 def kernel_ops():
@@ -83,7 +115,9 @@ def kernel_ops():
                 from torch.utils.cpp_extension import load
 
                 logger.info("Building hf_rnn's GRU/RNN sequence kernel (once per machine, about 10 s).")
-                load(name=_build_name(), sources=[str(SOURCE)], extra_cflags=_flags(), is_python_module=False)
+                name = _build_name()
+                _remove_stale_lock(name)
+                load(name=name, sources=[str(SOURCE)], extra_cflags=_flags(), is_python_module=False)
                 _state["ops"] = torch.ops.hf_rnn_kernels
             except Exception as error:  # no compiler, no ninja, a read-only cache: PyTorch's modules still train
                 _state["failed"] = True
@@ -136,11 +170,32 @@ class _RNNSequence(torch.autograd.Function):
         return (*grads, None)
 
 
+def _has_hooks(cell: nn.Module) -> bool:
+    # the kernel does not go through `cell.__call__`: hooks (pruning, old-style weight_norm, accelerate's wrappers,
+    # a user's) would not run, so such cells keep PyTorch's path
+    from torch.nn.modules import module
+
+    own = (cell._forward_hooks, cell._forward_pre_hooks, cell._backward_hooks, cell._backward_pre_hooks)
+    shared = (
+        module._global_forward_hooks,
+        module._global_forward_pre_hooks,
+        module._global_backward_hooks,
+        module._global_backward_pre_hooks,
+    )
+    return any(own) or any(shared)
+
+
 def _applies(cell: nn.RNNBase, hidden: torch.Tensor) -> bool:
     # exactly PyTorch's float modules: not subclasses, nor the quantized modules of `hf-rnn export --quantize`
-    if type(cell) not in [_CELLS[name] for name in _state["cells"]]:
+    if type(cell) not in [_CELLS[name] for name in _state["cells"]] or not isinstance(hidden, torch.Tensor):
         return False
-    parameters = (cell.weight_ih_l0, cell.weight_hh_l0)
+    # functorch transforms (vmap, grad, functional_call) and forward-mode AD take PyTorch's path (fx's symbolic
+    # tracing does too: its proxies are not tensors)
+    if torch._C._are_functorch_transforms_active():
+        return False
+    if torch.autograd.forward_ad._current_level >= 0 or _has_hooks(cell):
+        return False
+    parameters = (cell.weight_ih_l0, cell.weight_hh_l0, cell.bias_ih_l0, cell.bias_hh_l0)
     return (
         cell.num_layers == 1
         and cell.bias
@@ -153,7 +208,7 @@ def _applies(cell: nn.RNNBase, hidden: torch.Tensor) -> bool:
         and hidden.shape[1] > 0
         # under CPU autocast the layer computes in float32, whatever dtype the previous op handed it
         and (hidden.dtype == torch.float32 or torch.is_autocast_enabled("cpu"))
-        and all(parameter.dtype == torch.float32 for parameter in parameters)
+        and all(parameter.dtype == torch.float32 and parameter.device.type == "cpu" for parameter in parameters)
         and torch.is_grad_enabled()
         and (hidden.requires_grad or any(parameter.requires_grad for parameter in parameters))
         and not torch.jit.is_tracing()
@@ -167,7 +222,9 @@ def run_sequence_kernel(cell: nn.RNNBase, hidden: torch.Tensor) -> torch.Tensor 
     """`cell(hidden)[0]` (a zero initial state) through the sequence kernel, or `None` where it does not apply."""
     if not _applies(cell, hidden) or kernel_ops() is None:
         return None
-    weights = (cell.weight_ih_l0, cell.weight_hh_l0, cell.bias_ih_l0, cell.bias_hh_l0)
+    weights = [
+        weight.contiguous() for weight in (cell.weight_ih_l0, cell.weight_hh_l0, cell.bias_ih_l0, cell.bias_hh_l0)
+    ]
     # the operators compute in float32: autocast must not turn their matrix products into bf16 ones
     with torch.autocast("cpu", enabled=False):
         hidden = hidden.float().contiguous()

@@ -259,7 +259,17 @@ def tokenize_dataset(
             num_proc=num_proc,
             desc="Tokenizing",
         )
-        return tokenized.with_format(split.format["type"])
+        # the split's own format comes back: its type, options (dtype=...), visible columns, or transform
+        old = split.format
+        columns = [name for name in old["columns"] or split.column_names if name != text_column]
+        columns += ["input_ids", "length"]
+        if old["type"] == "custom":
+            return tokenized.with_transform(
+                old["format_kwargs"]["transform"], columns=columns, output_all_columns=old["output_all_columns"]
+            )
+        return tokenized.with_format(
+            old["type"], columns=columns, output_all_columns=old["output_all_columns"], **old["format_kwargs"]
+        )
 
     if isinstance(dataset, datasets.DatasetDict):
         return datasets.DatasetDict({name: tokenize_split(split) for name, split in dataset.items()})
@@ -305,6 +315,10 @@ class TextEncoder:
         """The token ids of an Arrow string column, as an Arrow list array."""
         if isinstance(texts, pa.ChunkedArray):
             texts = texts.combine_chunks()
+        if not (
+            pa.types.is_string(texts.type) or pa.types.is_large_string(texts.type) or pa.types.is_null(texts.type)
+        ):
+            raise TypeError(f"The text column holds {texts.type} values, not strings; pass the column with the texts.")
         if self.word_level is not None:
             return self.word_level.encode_arrow(texts.cast(pa.string()))
         return pa.array(self(texts.to_pylist()), pa.list_(pa.int32()))

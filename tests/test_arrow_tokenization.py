@@ -99,6 +99,21 @@ def test_language_model_tokenizers_keep_the_rust_path():
     assert ArrowWordLevel.for_tokenizer(tokenizer.backend_tokenizer) is None
 
 
+def test_tokenize_dataset_keeps_format_options_visible_columns_and_transforms():
+    texts = ["A good movie!", "bad"]
+    tokenizer = build_tokenizer(TokenizerSpec(), texts)
+    dataset = Dataset.from_dict({"text": texts, "label": [1, 0], "extra": [5, 6]})
+    hidden = tokenize_dataset(dataset.with_format("numpy", columns=["text", "label"], dtype=np.float32), tokenizer)
+    assert hidden.format["columns"] == ["label", "input_ids", "length"]
+    assert hidden.format["format_kwargs"] == {"dtype": np.float32} and "extra" not in hidden[0]
+    transformed = tokenize_dataset(
+        dataset.with_transform(lambda batch: {"n": [len(x) for x in batch["input_ids"]]}), tokenizer
+    )
+    assert transformed[:2] == {"n": [3, 1]}
+    with pytest.raises(TypeError, match="holds int64 values, not strings"):
+        tokenize_dataset(dataset, tokenizer, text_column="label")
+
+
 def test_tokenize_dataset_keeps_columns_types_and_format():
     texts = ["A good movie!", "bad", "", "ünïcödé ’quotes’ 🎬"]
     tokenizer = build_tokenizer(TokenizerSpec(), texts)

@@ -88,6 +88,32 @@ def test_used_only_for_float32_cpu_training():
         assert run_sequence_kernel(cell, hidden) is None
 
 
+def test_cells_with_hooks_strided_weights_and_in_place_writes():
+    torch.manual_seed(0)
+    cell, hidden = CELLS["gru"](), torch.randn(2, 3, 5)
+    handle = cell.register_forward_hook(lambda module, args, output: None)
+    assert run_sequence_kernel(cell, hidden) is None  # the hook would not run: PyTorch's path
+    handle.remove()
+    # a bias that is a strided view: used as its values, not as raw memory
+    cell.bias_hh_l0 = nn.Parameter(torch.randn(24)[::2])
+    outputs = run_sequence_kernel(cell, hidden)
+    torch.testing.assert_close(outputs, cell(hidden)[0], rtol=1e-6, atol=1e-6)
+    outputs[:, 1:] = 0  # the outputs are a tensor of their own, as nn.GRU's are
+    outputs.sum().backward()
+    with torch.autograd.forward_ad.dual_level():
+        assert run_sequence_kernel(cell, hidden) is None
+    assert torch.func.functional_call(cell, dict(cell.named_parameters()), (hidden,))[0].shape == (2, 3, 4)
+
+
+def test_the_operators_check_their_inputs():
+    cell = CELLS["gru"]()
+    weights = [cell.weight_ih_l0.detach(), cell.weight_hh_l0.detach(), cell.bias_ih_l0.detach()]
+    with pytest.raises(RuntimeError, match="contiguous float32"):
+        kernel_ops().gru_forward(torch.randn(2, 3, 5), *weights, torch.randn(24)[::2])
+    with pytest.raises(RuntimeError, match="biases do not match"):
+        kernel_ops().gru_forward(torch.randn(2, 3, 5), *weights, torch.randn(4))
+
+
 def test_under_bf16_autocast_the_kernel_computes_in_float32():
     torch.manual_seed(0)
     cell, hidden, grad = CELLS["gru"](), torch.randn(2, 6, 5), torch.randn(2, 6, 4)
