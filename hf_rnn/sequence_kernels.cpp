@@ -127,8 +127,10 @@ std::vector<Tensor> gru_forward(const Tensor& x, const Tensor& w_ih, const Tenso
 }
 
 // Backward of gru_forward: gradients of x, w_ih, w_hh, b_ih, b_hh from the gradient of the outputs.
+// grad_x is skipped (an empty tensor) when the input needs none: cached frontend features, a frozen embedding.
 std::vector<Tensor> gru_backward(const Tensor& grad_outputs, const Tensor& x, const Tensor& w_ih, const Tensor& w_hh,
-                                 const Tensor& states, const Tensor& rz, const Tensor& n, const Tensor& gh_n) {
+                                 const Tensor& states, const Tensor& rz, const Tensor& n, const Tensor& gh_n,
+                                 bool need_grad_x) {
   const int64_t batch = x.size(0), time = x.size(1), H = w_hh.size(1), G = 3 * H;
   auto options = x.options();
   Tensor grad_tm = grad_outputs.transpose(0, 1).contiguous();  // (time, batch, hidden)
@@ -145,7 +147,8 @@ std::vector<Tensor> gru_backward(const Tensor& grad_outputs, const Tensor& x, co
     at::mm_out(dh_rec, d_gh[t], w_hh);
   }
   Tensor d_gi_flat = d_gi.view({-1, G}), d_gh_flat = d_gh.view({-1, G});
-  Tensor grad_x = at::mm(d_gi_flat, w_ih).view({time, batch, -1}).transpose(0, 1).contiguous();
+  Tensor grad_x = need_grad_x ? at::mm(d_gi_flat, w_ih).view({time, batch, -1}).transpose(0, 1).contiguous()
+                              : at::empty({0}, options);
   Tensor grad_w_ih = at::mm(d_gi_flat.t(), time_major(x));
   Tensor grad_w_hh = at::mm(d_gh_flat.t(), states.narrow(0, 0, time).reshape({-1, H}));
   Tensor grad_b_ih = d_gi_flat.sum(0);
@@ -171,7 +174,7 @@ std::vector<Tensor> rnn_forward(const Tensor& x, const Tensor& w_ih, const Tenso
 }
 
 std::vector<Tensor> rnn_backward(const Tensor& grad_outputs, const Tensor& x, const Tensor& w_ih, const Tensor& w_hh,
-                                 const Tensor& states, bool relu) {
+                                 const Tensor& states, bool relu, bool need_grad_x) {
   const int64_t batch = x.size(0), time = x.size(1), H = w_hh.size(1);
   Tensor grad_tm = grad_outputs.transpose(0, 1).contiguous();
   Tensor d_pre = at::empty({time, batch, H}, x.options());
@@ -190,7 +193,8 @@ std::vector<Tensor> rnn_backward(const Tensor& grad_outputs, const Tensor& x, co
     at::mm_out(dh, d_pre[t], w_hh);
   }
   Tensor d_flat = d_pre.view({-1, H});
-  Tensor grad_x = at::mm(d_flat, w_ih).view({time, batch, -1}).transpose(0, 1).contiguous();
+  Tensor grad_x = need_grad_x ? at::mm(d_flat, w_ih).view({time, batch, -1}).transpose(0, 1).contiguous()
+                              : at::empty({0}, x.options());
   Tensor grad_w_ih = at::mm(d_flat.t(), time_major(x));
   Tensor grad_w_hh = at::mm(d_flat.t(), states.narrow(0, 0, time).reshape({-1, H}));
   Tensor grad_b = d_flat.sum(0);
@@ -201,11 +205,13 @@ std::vector<Tensor> rnn_backward(const Tensor& grad_outputs, const Tensor& x, co
 
 TORCH_LIBRARY(hf_rnn_kernels, m) {
   m.def("gru_forward(Tensor x, Tensor w_ih, Tensor w_hh, Tensor b_ih, Tensor b_hh) -> Tensor[]", &gru_forward);
-  m.def("gru_backward(Tensor grad, Tensor x, Tensor w_ih, Tensor w_hh, Tensor states, Tensor rz, Tensor n, Tensor gh_n)"
+  m.def("gru_backward(Tensor grad, Tensor x, Tensor w_ih, Tensor w_hh, Tensor states, Tensor rz, Tensor n, Tensor gh_n,"
+        " bool need_grad_x)"
         " -> Tensor[]",
         &gru_backward);
   m.def("rnn_forward(Tensor x, Tensor w_ih, Tensor w_hh, Tensor b_ih, Tensor b_hh, bool relu) -> Tensor[]",
         &rnn_forward);
-  m.def("rnn_backward(Tensor grad, Tensor x, Tensor w_ih, Tensor w_hh, Tensor states, bool relu) -> Tensor[]",
+  m.def("rnn_backward(Tensor grad, Tensor x, Tensor w_ih, Tensor w_hh, Tensor states, bool relu, bool need_grad_x)"
+        " -> Tensor[]",
         &rnn_backward);
 }

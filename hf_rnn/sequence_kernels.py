@@ -152,7 +152,9 @@ class _GRUSequence(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_outputs):
-        return tuple(kernel_ops().gru_backward(grad_outputs.contiguous(), *ctx.saved_tensors))
+        need_grad_x = ctx.needs_input_grad[0]
+        grads = kernel_ops().gru_backward(grad_outputs.contiguous(), *ctx.saved_tensors, need_grad_x)
+        return (grads[0] if need_grad_x else None, *grads[1:])
 
 
 class _RNNSequence(torch.autograd.Function):
@@ -166,8 +168,9 @@ class _RNNSequence(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_outputs):
-        grads = kernel_ops().rnn_backward(grad_outputs.contiguous(), *ctx.saved_tensors, ctx.relu)
-        return (*grads, None)
+        need_grad_x = ctx.needs_input_grad[0]
+        grads = kernel_ops().rnn_backward(grad_outputs.contiguous(), *ctx.saved_tensors, ctx.relu, need_grad_x)
+        return (grads[0] if need_grad_x else None, *grads[1:], None)
 
 
 def _has_hooks(cell: nn.Module) -> bool:

@@ -62,6 +62,19 @@ def test_outputs_and_gradients_equal_pytorch_modules(name, shape):
         torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("name", CELLS)
+def test_an_input_without_gradient_gets_none_and_the_weights_theirs(name):
+    # cached frontend features: the layer's input needs no gradient, its weights do
+    torch.manual_seed(0)
+    cell, hidden, grad = CELLS[name](), torch.randn(3, 7, 5), torch.randn(3, 7, 4)
+    outputs = run_sequence_kernel(cell, hidden)
+    grads = torch.autograd.grad(outputs, list(cell.parameters()), grad)
+    reference = torch.autograd.grad(cell(hidden)[0], list(cell.parameters()), grad)
+    for got, expected in zip(grads, reference):
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    assert outputs.grad_fn.next_functions[0][0] is None  # no gradient edge to the input
+
+
 def test_non_contiguous_input_and_bitwise_repeatability():
     torch.manual_seed(0)
     cell = CELLS["gru"]()
