@@ -41,10 +41,17 @@ class ArrowWordLevel:
     Truncation follows the backend's setting at call time.
     """
 
-    def __init__(self, backend: Tokenizer, lowercase: bool, word: list[str], separator: list[str], symbol: list[str]):
+    def __init__(
+        self,
+        backend: Tokenizer,
+        model: dict,
+        lowercase: bool,
+        word: list[str],
+        separator: list[str],
+        symbol: list[str],
+    ):
         self.backend = backend
         self.lowercase = lowercase
-        model = json.loads(backend.to_str())["model"]
         # ids are positions in this array, which `index_in` returns (`for_tokenizer` checked they are 0..n-1)
         self.vocabulary = pa.array(sorted(model["vocab"], key=model["vocab"].get), pa.string())
         self.unk_id = model["vocab"][model["unk_token"]]
@@ -82,16 +89,17 @@ class ArrowWordLevel:
             normal = backend.normalizer.normalize_str(char) if lowercase else char
             if lowercase and normal != lowered[code]:
                 continue  # Arrow lowercases it differently: texts with it take the tokenizers path
-            pieces = [piece for piece, _ in backend.pre_tokenizer.pre_tokenize_str(f"a{normal}a")]
+            pieces = _pieces(backend, f"a{normal}a")
             if pieces == [f"a{normal}a"]:
                 word.append(char)
             elif pieces == ["a", "a"]:
                 separator.append(char)
-            elif pieces == ["a", normal, "a"] and _merges_with_itself(backend, normal):
+            # `Whitespace` keeps a run of symbols together: "a´´a" is "a", "´´", "a"
+            elif pieces == ["a", normal, "a"] and _pieces(backend, f"a{normal}{normal}a") == ["a", normal * 2, "a"]:
                 symbol.append(char)
         if " " not in separator:
             return None
-        return cls(backend, lowercase, word, separator, symbol)
+        return cls(backend, model, lowercase, word, separator, symbol)
 
     def encode(self, texts: list[str | None]) -> list[list[int]]:
         """The token ids of each text; `None` counts as an empty text."""
@@ -159,6 +167,6 @@ class ArrowWordLevel:
         return pa.concat_arrays([encoded, pa.array(others, pa.list_(pa.int32()))]).take(pa.array(order))
 
 
-def _merges_with_itself(backend: Tokenizer, char: str) -> bool:
-    # `Whitespace` keeps a run of symbols together: "a´´a" is "a", "´´", "a"
-    return [piece for piece, _ in backend.pre_tokenizer.pre_tokenize_str(f"a{char}{char}a")] == ["a", char * 2, "a"]
+def _pieces(backend: Tokenizer, text: str) -> list[str]:
+    # the words the backend's pre-tokenizer splits `text` into
+    return [piece for piece, _ in backend.pre_tokenizer.pre_tokenize_str(text)]

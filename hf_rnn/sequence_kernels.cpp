@@ -126,8 +126,22 @@ std::vector<Tensor> gru_forward(const Tensor& x, const Tensor& w_ih, const Tenso
   return {outputs, states, rz, n, gh_n};
 }
 
+// The gradients both layers get from the pre-activation gradients of all steps at once, (time * batch, gates * hidden):
+// d_gi of the input projections, d_gh of the recurrent ones (the same tensor for the simple RNN). grad_x is skipped
+// (an empty tensor) when the input needs none: cached frontend features, a frozen embedding.
+std::vector<Tensor> layer_gradients(const Tensor& d_gi, const Tensor& d_gh, const Tensor& x, const Tensor& w_ih,
+                                    const Tensor& states, bool need_grad_x) {
+  const int64_t batch = x.size(0), time = x.size(1), H = states.size(2);
+  Tensor grad_x = need_grad_x ? at::mm(d_gi, w_ih).view({time, batch, -1}).transpose(0, 1).contiguous()
+                              : at::empty({0}, x.options());
+  Tensor grad_w_ih = at::mm(d_gi.t(), time_major(x));
+  Tensor grad_w_hh = at::mm(d_gh.t(), states.narrow(0, 0, time).reshape({-1, H}));
+  Tensor grad_b_ih = d_gi.sum(0);
+  Tensor grad_b_hh = d_gh.is_same(d_gi) ? grad_b_ih : d_gh.sum(0);
+  return {grad_x, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh};
+}
+
 // Backward of gru_forward: gradients of x, w_ih, w_hh, b_ih, b_hh from the gradient of the outputs.
-// grad_x is skipped (an empty tensor) when the input needs none: cached frontend features, a frozen embedding.
 std::vector<Tensor> gru_backward(const Tensor& grad_outputs, const Tensor& x, const Tensor& w_ih, const Tensor& w_hh,
                                  const Tensor& states, const Tensor& rz, const Tensor& n, const Tensor& gh_n,
                                  bool need_grad_x) {
@@ -146,14 +160,7 @@ std::vector<Tensor> gru_backward(const Tensor& grad_outputs, const Tensor& x, co
     // the gradient reaching h_{t-1} through W_hh; its direct part (d * z) is added in the next step's loop
     at::mm_out(dh_rec, d_gh[t], w_hh);
   }
-  Tensor d_gi_flat = d_gi.view({-1, G}), d_gh_flat = d_gh.view({-1, G});
-  Tensor grad_x = need_grad_x ? at::mm(d_gi_flat, w_ih).view({time, batch, -1}).transpose(0, 1).contiguous()
-                              : at::empty({0}, options);
-  Tensor grad_w_ih = at::mm(d_gi_flat.t(), time_major(x));
-  Tensor grad_w_hh = at::mm(d_gh_flat.t(), states.narrow(0, 0, time).reshape({-1, H}));
-  Tensor grad_b_ih = d_gi_flat.sum(0);
-  Tensor grad_b_hh = d_gh_flat.sum(0);
-  return {grad_x, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh};
+  return layer_gradients(d_gi.view({-1, G}), d_gh.view({-1, G}), x, w_ih, states, need_grad_x);
 }
 
 // Forward of a simple RNN layer (tanh or relu) with a zero initial state: outputs and states h_0..h_T.
@@ -193,12 +200,7 @@ std::vector<Tensor> rnn_backward(const Tensor& grad_outputs, const Tensor& x, co
     at::mm_out(dh, d_pre[t], w_hh);
   }
   Tensor d_flat = d_pre.view({-1, H});
-  Tensor grad_x = need_grad_x ? at::mm(d_flat, w_ih).view({time, batch, -1}).transpose(0, 1).contiguous()
-                              : at::empty({0}, x.options());
-  Tensor grad_w_ih = at::mm(d_flat.t(), time_major(x));
-  Tensor grad_w_hh = at::mm(d_flat.t(), states.narrow(0, 0, time).reshape({-1, H}));
-  Tensor grad_b = d_flat.sum(0);
-  return {grad_x, grad_w_ih, grad_w_hh, grad_b, grad_b};
+  return layer_gradients(d_flat, d_flat, x, w_ih, states, need_grad_x);
 }
 
 }  // namespace

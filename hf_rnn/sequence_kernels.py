@@ -31,6 +31,8 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from .utils import one_line
+
 logger = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("sequence_kernels.cpp")
@@ -121,11 +123,10 @@ def kernel_ops():
                 _state["ops"] = torch.ops.hf_rnn_kernels
             except Exception as error:  # no compiler, no ninja, a read-only cache: PyTorch's modules still train
                 _state["failed"] = True
-                first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
                 logger.warning(
                     "hf_rnn could not build its GRU/RNN sequence kernel (%s); training uses PyTorch's modules, which "
                     "is slower. Install a C++ compiler and `pip install ninja`, or set HF_RNN_SEQUENCE_KERNELS=0.",
-                    first_line,
+                    one_line(error, first_only=True),
                 )
     return _state["ops"]
 
