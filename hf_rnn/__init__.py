@@ -39,7 +39,7 @@ else:
     )
     from .modeling_rnn_lm import GRUForCausalLM, LSTMForCausalLM, RecurrentForCausalLM, RNNForCausalLM
     from .registry import MODEL_FAMILIES, ModelFamily, create_model, list_models, register_head
-    from .sequence_kernels import run_sequence_kernel
+    from .sequence_kernels import run_sequence_kernels
     from .summary import summary
 
     register_head(
@@ -51,8 +51,8 @@ else:
         },
         AutoModelForCausalLM,
     )
-    # GRU and simple-RNN layers train through hf_rnn's sequence kernels on CPU (hf_rnn/sequence_kernels.py)
-    RecurrentLayer.sequence_kernel = run_sequence_kernel
+    # recurrent layers train through hf_rnn's sequence kernels on CPU (hf_rnn/sequence_kernels.py)
+    RecurrentLayer.sequence_kernel = run_sequence_kernels
     # model type -> causal language model (hf_rnn.modeling_rnn_lm), as the registry holds it
     CAUSAL_LM_CLASSES = {model_type: family.heads["causal_lm"] for model_type, family in MODEL_FAMILIES.items()}
 

@@ -115,8 +115,8 @@ def merge_directions(forward_states: torch.Tensor, backward_states: torch.Tensor
 class RecurrentLayer(nn.Module):
     """One recurrent layer: a forward cell and, if bidirectional, a backward cell over each reversed sequence."""
 
-    # `(cell, hidden) -> outputs or None`, installed by hf_rnn (`hf_rnn.sequence_kernels`: GRU/RNN training on CPU);
-    # as Hub remote code, without hf_rnn, the layers run PyTorch's modules, which compute the same function
+    # `(cells, inputs) -> outputs or None`, installed by hf_rnn (`hf_rnn.sequence_kernels`: training on CPU, the
+    # directions at once); as Hub remote code, without hf_rnn, the layers run PyTorch's modules, which compute the same
     sequence_kernel = None
 
     def __init__(self, config: RecurrentConfig, input_size: int):
@@ -130,25 +130,32 @@ class RecurrentLayer(nn.Module):
         self.merge_mode = config.merge_mode
         self.sequence_packing = config.sequence_packing
 
-    def _run(self, cell: nn.RNNBase, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        pack = self.sequence_packing == "always" or (self.sequence_packing == "auto" and hidden.is_cuda)
+    def _run(self, cells: list[nn.RNNBase], inputs: list[torch.Tensor], lengths: torch.Tensor) -> list[torch.Tensor]:
+        pack = self.sequence_packing == "always" or (self.sequence_packing == "auto" and inputs[0].is_cuda)
+        kernel = RecurrentLayer.sequence_kernel
+        outputs = kernel(cells, inputs) if kernel is not None and not pack else None
+        if outputs is not None:
+            return outputs
         if not pack:
-            kernel = RecurrentLayer.sequence_kernel
-            outputs = kernel(cell, hidden) if kernel is not None else None
-            return cell(hidden)[0] if outputs is None else outputs
-        packed = pack_padded_sequence(hidden, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        return pad_packed_sequence(cell(packed)[0], batch_first=True, total_length=hidden.shape[1])[0]
+            return [cell(hidden)[0] for cell, hidden in zip(cells, inputs)]
+        total = inputs[0].shape[1]
+        packed = [
+            pack_padded_sequence(hidden, lengths.cpu(), batch_first=True, enforce_sorted=False) for hidden in inputs
+        ]
+        return [
+            pad_packed_sequence(cell(p)[0], batch_first=True, total_length=total)[0] for cell, p in zip(cells, packed)
+        ]
 
     def forward(
         self, hidden: torch.Tensor, lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Returns the merged outputs `(batch, time, output_size)` and each direction's outputs."""
-        forward_states = self._run(self.forward_cell, hidden, lengths)
         if self.backward_cell is None:
+            (forward_states,) = self._run([self.forward_cell], [hidden], lengths)
             return forward_states, forward_states, None
-        backward_states = reverse_padded(
-            self._run(self.backward_cell, reverse_padded(hidden, lengths), lengths), lengths
-        )
+        cells, inputs = [self.forward_cell, self.backward_cell], [hidden, reverse_padded(hidden, lengths)]
+        forward_states, backward_states = self._run(cells, inputs, lengths)
+        backward_states = reverse_padded(backward_states, lengths)
         return merge_directions(forward_states, backward_states, self.merge_mode), forward_states, backward_states
 
 

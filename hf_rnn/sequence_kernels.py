@@ -1,20 +1,22 @@
-"""Sequence-level training kernels for the GRU and simple-RNN layers on CPU (`sequence_kernels.cpp`).
+"""Sequence-level training kernels for the LSTM, GRU and simple-RNN layers on CPU (`sequence_kernels.cpp`).
 
-PyTorch trains LSTMs on CPU through a fused oneDNN kernel, but `nn.GRU` and `nn.RNN` one time step at a time through
-the autograd engine, with a small weight-gradient product per step. The kernels here do the input projections, the
-input gradients and the weight gradients of all steps as one matrix product each and keep only the recurrent products
-per step (`hf_rnn/sequence_kernels.cpp`). Their outputs and gradients equal PyTorch's to float32 rounding (tested): the
-same formulas, with ATen's sigmoid and tanh, summed in another order.
+PyTorch trains `nn.GRU` and `nn.RNN` on CPU one time step at a time through the autograd engine, with a small
+weight-gradient product per step, and `nn.LSTM` through oneDNN's fused kernel, one direction after the other. The
+kernels here do the input projections, the input gradients and the weight gradients of all steps as one matrix product
+each and keep only the recurrent products per step; each step's gate arithmetic is one vectorized pass, and the two
+directions of a bidirectional layer run at the same time, one per core (`hf_rnn/sequence_kernels.cpp`). Their outputs
+and gradients equal PyTorch's to float32 rounding (tested): the same formulas, with the SLEEF sigmoid and tanh of
+ATen's vectorized operators, summed in another order.
 
 They are used by hf_rnn's layers when training on CPU with float32 weights: a layer whose input or weights need
-gradients, outside tracing, export, `torch.compile`, functorch transforms and forward-mode AD, on a cell without hooks.
+gradients, outside tracing, export, `torch.compile`, functorch transforms and forward-mode AD, on cells without hooks.
 Their gradients cannot be differentiated again (no double backward). Under bf16 autocast they compute in float32
-(PyTorch's modules would run small bf16 matrix products per step, slower than this kernel in float32). Inference,
-evaluation, export and GPUs keep PyTorch's modules.
+(PyTorch's GRU/RNN modules would run small bf16 matrix products per step, slower than this kernel in float32).
+Inference, evaluation, export and GPUs keep PyTorch's modules.
 The C++ source is compiled on first use with `torch.utils.cpp_extension` (about 10 s on 2 cores; cached in
 `TORCH_EXTENSIONS_DIR`, by default `~/.cache/torch_extensions`); without a C++ compiler or ninja, training falls back
-to PyTorch's modules with one warning. `HF_RNN_SEQUENCE_KERNELS` picks the cells: `gru,rnn` (the default), `gru`,
-`rnn`, or `0` for none.
+to PyTorch's modules with one warning. `HF_RNN_SEQUENCE_KERNELS` picks the cells: `lstm,gru,rnn` (the default), any
+comma-separated subset, or `0` for none.
 """
 
 import hashlib
@@ -37,10 +39,10 @@ logger = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("sequence_kernels.cpp")
 _lock = threading.Lock()
-_CELLS = {"gru": nn.GRU, "rnn": nn.RNN}
-# Both by default: on workload W they train 1.41x (GRU) and 1.25x (simple RNN) faster than PyTorch's modules, with the
-# same test accuracy over recipes and seeds (README, Performance)
-DEFAULT_CELLS = ("gru", "rnn")
+_CELLS = {"gru": nn.GRU, "rnn": nn.RNN, "lstm": nn.LSTM}
+# All three by default: on workload W they train faster than PyTorch's modules, with the same test accuracy over
+# recipes and seeds (README, Performance)
+DEFAULT_CELLS = ("lstm", "gru", "rnn")
 
 
 def _cells_from_environment() -> tuple[str, ...]:
@@ -53,7 +55,7 @@ def _cells_from_environment() -> tuple[str, ...]:
     unknown = [cell for cell in cells if cell not in _CELLS]
     if unknown:
         logger.warning(
-            "HF_RNN_SEQUENCE_KERNELS=%s names %s; use a comma-separated list of gru and rnn, or 0. Using the "
+            "HF_RNN_SEQUENCE_KERNELS=%s names %s; use a comma-separated list of lstm, gru and rnn, or 0. Using the "
             "default (%s).",
             value,
             ", ".join(unknown),
@@ -68,7 +70,13 @@ _state = {"ops": None, "failed": False, "cells": _cells_from_environment()}
 
 def _flags() -> list[str]:
     # tuned to the CPU that builds it: the build is cached per CPU (all its flags are part of the build's name)
-    return ["-O3", "-march=native"] if torch.backends.cpu.get_cpu_capability() != "DEFAULT" else ["-O3"]
+    capability = torch.backends.cpu.get_cpu_capability()
+    flags = ["-O3", "-march=native"] if capability != "DEFAULT" else ["-O3"]
+    if capability in ("AVX2", "AVX512"):
+        # ATen's vector type for the CPU torch runs on (its sigmoid and tanh are SLEEF's, exported by libtorch_cpu)
+        flags += [f"-DCPU_CAPABILITY={capability}", f"-DCPU_CAPABILITY_{capability}"]
+    # OpenMP as ATen's parallel_for uses it (the directions run on its threads); linked to the runtime torch loaded
+    return flags + ["-fopenmp"] if torch.backends.openmp.is_available() else flags
 
 
 def _compiler() -> str:
@@ -116,7 +124,7 @@ def kernel_ops():
             try:
                 from torch.utils.cpp_extension import load
 
-                logger.info("Building hf_rnn's GRU/RNN sequence kernel (once per machine, about 10 s).")
+                logger.info("Building hf_rnn's recurrent sequence kernels (once per machine, about 10 s).")
                 name = _build_name()
                 _remove_stale_lock(name)
                 load(name=name, sources=[str(SOURCE)], extra_cflags=_flags(), is_python_module=False)
@@ -124,8 +132,9 @@ def kernel_ops():
             except Exception as error:  # no compiler, no ninja, a read-only cache: PyTorch's modules still train
                 _state["failed"] = True
                 logger.warning(
-                    "hf_rnn could not build its GRU/RNN sequence kernel (%s); training uses PyTorch's modules, which "
-                    "is slower. Install a C++ compiler and `pip install ninja`, or set HF_RNN_SEQUENCE_KERNELS=0.",
+                    "hf_rnn could not build its recurrent sequence kernels (%s); training uses PyTorch's modules, "
+                    "which is slower. Install a C++ compiler and `pip install ninja`, or set "
+                    "HF_RNN_SEQUENCE_KERNELS=0.",
                     one_line(error, first_only=True),
                 )
     return _state["ops"]
@@ -133,8 +142,8 @@ def kernel_ops():
 
 @contextmanager
 def sequence_kernels(cells: bool | tuple[str, ...]) -> Iterator[None]:
-    """Inside the block, train these cells (`("gru", "rnn")`) through the kernels; `True` means the default cells,
-    `False` none (the benchmark's comparison rows, tests)."""
+    """Inside the block, train these cells (`("lstm", "gru", "rnn")`) through the kernels; `True` means the default
+    cells, `False` none (the benchmark's comparison rows, tests)."""
     previous = _state["cells"]
     _state["cells"] = DEFAULT_CELLS if cells is True else () if cells is False else tuple(cells)
     try:
@@ -143,35 +152,40 @@ def sequence_kernels(cells: bool | tuple[str, ...]) -> Iterator[None]:
         _state["cells"] = previous
 
 
-class _GRUSequence(torch.autograd.Function):
+# what each cell's forward operator returns per direction after the outputs: the tensors its backward operator takes
+_SAVED = {"gru": 4, "rnn": 1, "lstm": 4}
+
+
+class _Sequences(torch.autograd.Function):
+    """A layer's directions (one, or two for a bidirectional layer) through one forward and one backward operator,
+    which run the directions concurrently. `tensors` are the directions' inputs, then their `weight_ih`, `weight_hh`,
+    `bias_ih` and `bias_hh` (each group one tensor per direction); returns each direction's outputs."""
+
     @staticmethod
-    def forward(ctx, hidden, weight_ih, weight_hh, bias_ih, bias_hh):
-        outputs, states, rz, n, gh_n = kernel_ops().gru_forward(hidden, weight_ih, weight_hh, bias_ih, bias_hh)
-        ctx.save_for_backward(hidden, weight_ih, weight_hh, states, rz, n, gh_n)
-        return outputs
+    def forward(ctx, kind: str, relu: bool, directions: int, *tensors):
+        groups = [list(tensors[k * directions : (k + 1) * directions]) for k in range(5)]
+        arguments = (relu,) if kind == "rnn" else ()
+        results = getattr(kernel_ops(), f"{kind}_forward")(*groups, *arguments)
+        width = 1 + _SAVED[kind]
+        ctx.kind, ctx.relu, ctx.directions = kind, relu, directions
+        # saved per direction: the input, both weights, then what the backward operator takes
+        saved = [results[d * width + 1 + k] for k in range(_SAVED[kind]) for d in range(directions)]
+        ctx.save_for_backward(*groups[0], *groups[1], *groups[2], *saved)
+        return tuple(results[d * width] for d in range(directions))
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_outputs):
-        need_grad_x = ctx.needs_input_grad[0]
-        grads = kernel_ops().gru_backward(grad_outputs.contiguous(), *ctx.saved_tensors, need_grad_x)
-        return (grads[0] if need_grad_x else None, *grads[1:])
-
-
-class _RNNSequence(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, hidden, weight_ih, weight_hh, bias_ih, bias_hh, relu):
-        outputs, states = kernel_ops().rnn_forward(hidden, weight_ih, weight_hh, bias_ih, bias_hh, relu)
-        ctx.relu = relu
-        ctx.save_for_backward(hidden, weight_ih, weight_hh, states)
-        return outputs
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_outputs):
-        need_grad_x = ctx.needs_input_grad[0]
-        grads = kernel_ops().rnn_backward(grad_outputs.contiguous(), *ctx.saved_tensors, ctx.relu, need_grad_x)
-        return (grads[0] if need_grad_x else None, *grads[1:], None)
+    def backward(ctx, *grad_outputs):
+        directions, saved = ctx.directions, ctx.saved_tensors
+        groups = [list(saved[k * directions : (k + 1) * directions]) for k in range(len(saved) // directions)]
+        need_grad_x = any(ctx.needs_input_grad[3 : 3 + directions])
+        arguments = (ctx.relu,) if ctx.kind == "rnn" else ()
+        grads = getattr(kernel_ops(), f"{ctx.kind}_backward")(
+            [grad.contiguous() for grad in grad_outputs], *groups, *arguments, need_grad_x
+        )
+        # per direction: input, weight_ih, weight_hh, bias_ih, bias_hh; returned grouped as the inputs were
+        by_input = [grads[d * 5 + k] if k or need_grad_x else None for k in range(5) for d in range(directions)]
+        return (None, None, None, *by_input)
 
 
 def _has_hooks(cell: nn.Module) -> bool:
@@ -222,16 +236,22 @@ def _applies(cell: nn.RNNBase, hidden: torch.Tensor) -> bool:
     )
 
 
-def run_sequence_kernel(cell: nn.RNNBase, hidden: torch.Tensor) -> torch.Tensor | None:
-    """`cell(hidden)[0]` (a zero initial state) through the sequence kernel, or `None` where it does not apply."""
-    if not _applies(cell, hidden) or kernel_ops() is None:
+def run_sequence_kernels(cells: list[nn.RNNBase], inputs: list[torch.Tensor]) -> list[torch.Tensor] | None:
+    """`[cell(hidden)[0] for cell, hidden in zip(cells, inputs)]` (zero initial states) through one kernel call that
+    runs the directions of a layer concurrently, or `None` where the kernel does not apply to every cell."""
+    if len({type(cell) for cell in cells}) != 1 or not all(map(_applies, cells, inputs)) or kernel_ops() is None:
         return None
-    weights = [
-        weight.contiguous() for weight in (cell.weight_ih_l0, cell.weight_hh_l0, cell.bias_ih_l0, cell.bias_hh_l0)
-    ]
+    kind = {nn.GRU: "gru", nn.RNN: "rnn", nn.LSTM: "lstm"}[type(cells[0])]
+    names = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
+    weights = [getattr(cell, name).contiguous() for name in names for cell in cells]
     # the operators compute in float32: autocast must not turn their matrix products into bf16 ones
     with torch.autocast("cpu", enabled=False):
-        hidden = hidden.float().contiguous()
-        if isinstance(cell, nn.GRU):
-            return _GRUSequence.apply(hidden, *weights)
-        return _RNNSequence.apply(hidden, *weights, cell.nonlinearity == "relu")
+        inputs = [hidden.float().contiguous() for hidden in inputs]
+        relu = kind == "rnn" and cells[0].nonlinearity == "relu"
+        return list(_Sequences.apply(kind, relu, len(cells), *inputs, *weights))
+
+
+def run_sequence_kernel(cell: nn.RNNBase, hidden: torch.Tensor) -> torch.Tensor | None:
+    """`cell(hidden)[0]` (a zero initial state) through the sequence kernel, or `None` where it does not apply."""
+    outputs = run_sequence_kernels([cell], [hidden])
+    return None if outputs is None else outputs[0]

@@ -45,10 +45,7 @@ def test_report_has_every_cell_and_row(quick_report):
     if bf16_skipped:
         expected.remove("hf_rnn_bf16")
     for cell, result in report["results"].items():
-        # the LSTM has no sequence kernel, so no row without it
-        assert [row["name"] for row in result["rows"]] == [
-            name for name in expected if not (cell == "lstm" and name == "hf_rnn_fp32_modules")
-        ]
+        assert [row["name"] for row in result["rows"]] == expected
         assert result["ideal_bucketing_gain"] >= 1.0
         for row in result["rows"]:
             for mode in ("train", "infer"):

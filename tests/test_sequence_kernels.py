@@ -1,5 +1,6 @@
-"""Tests for hf_rnn.sequence_kernels: the GRU/RNN training kernels compute PyTorch's function and gradients, are
-used only where they apply, and fall back to PyTorch's modules where they cannot be built."""
+"""Tests for hf_rnn.sequence_kernels: the LSTM/GRU/RNN training kernels compute PyTorch's function and gradients, for
+one direction or both at once, are used only where they apply, and fall back to PyTorch's modules where they cannot be
+built."""
 
 import logging
 
@@ -9,12 +10,13 @@ from torch import nn
 
 import hf_rnn
 from hf_rnn import sequence_kernels
-from hf_rnn.sequence_kernels import kernel_ops, run_sequence_kernel
+from hf_rnn.sequence_kernels import kernel_ops, run_sequence_kernel, run_sequence_kernels
 
 CELLS = {
     "gru": lambda: nn.GRU(5, 4, batch_first=True),
     "rnn-tanh": lambda: nn.RNN(5, 4, batch_first=True),
     "rnn-relu": lambda: nn.RNN(5, 4, batch_first=True, nonlinearity="relu"),
+    "lstm": lambda: nn.LSTM(5, 4, batch_first=True),
 }
 
 
@@ -28,16 +30,17 @@ def test_the_environment_picks_the_cells(monkeypatch, caplog):
     with sequence_kernels.sequence_kernels(("gru",)):
         assert run_sequence_kernel(CELLS["gru"](), torch.randn(2, 3, 5)) is not None
         assert run_sequence_kernel(CELLS["rnn-tanh"](), torch.randn(2, 3, 5)) is None
-    both = ("gru", "rnn")
-    for value, cells in [("gru,rnn", both), ("0", ()), ("none", ()), ("1", both), ("", both), ("rnn", ("rnn",))]:
+        assert run_sequence_kernel(CELLS["lstm"](), torch.randn(2, 3, 5)) is None
+    every = ("lstm", "gru", "rnn")
+    for value, cells in [("gru,rnn", ("gru", "rnn")), ("0", ()), ("none", ()), ("1", every), ("", every)]:
         monkeypatch.setenv("HF_RNN_SEQUENCE_KERNELS", value)
         assert sequence_kernels._cells_from_environment() == cells
     monkeypatch.delenv("HF_RNN_SEQUENCE_KERNELS")
-    assert sequence_kernels._cells_from_environment() == both
-    monkeypatch.setenv("HF_RNN_SEQUENCE_KERNELS", "gru,lstm")
+    assert sequence_kernels._cells_from_environment() == every
+    monkeypatch.setenv("HF_RNN_SEQUENCE_KERNELS", "gru,cnn")
     with caplog.at_level(logging.WARNING, logger="hf_rnn.sequence_kernels"):
-        assert sequence_kernels._cells_from_environment() == both
-    assert "names lstm" in caplog.records[0].getMessage()
+        assert sequence_kernels._cells_from_environment() == every
+    assert "names cnn" in caplog.records[0].getMessage()
 
 
 def gradients(cell: nn.RNNBase, hidden: torch.Tensor, grad: torch.Tensor, kernel: bool):
@@ -92,7 +95,7 @@ def test_used_only_for_float32_cpu_training():
     assert run_sequence_kernel(cell, hidden) is not None  # the weights need gradients
     with torch.no_grad():
         assert run_sequence_kernel(cell, hidden) is None
-    assert run_sequence_kernel(nn.LSTM(5, 4, batch_first=True), hidden) is None
+    assert run_sequence_kernel(nn.LSTM(5, 4, batch_first=True, proj_size=2), hidden) is None
     quantized = torch.ao.quantization.quantize_dynamic(nn.Sequential(cell), {nn.GRU}, dtype=torch.qint8)[0]
     assert run_sequence_kernel(quantized, hidden) is None
     assert run_sequence_kernel(nn.GRU(5, 4), hidden) is None  # time-major
@@ -120,11 +123,48 @@ def test_cells_with_hooks_strided_weights_and_in_place_writes():
 
 def test_the_operators_check_their_inputs():
     cell = CELLS["gru"]()
-    weights = [cell.weight_ih_l0.detach(), cell.weight_hh_l0.detach(), cell.bias_ih_l0.detach()]
+    weights = [[cell.weight_ih_l0.detach()], [cell.weight_hh_l0.detach()], [cell.bias_ih_l0.detach()]]
+    x = [torch.randn(2, 3, 5)]
     with pytest.raises(RuntimeError, match="contiguous float32"):
-        kernel_ops().gru_forward(torch.randn(2, 3, 5), *weights, torch.randn(24)[::2])
+        kernel_ops().gru_forward(x, *weights, [torch.randn(24)[::2]])
     with pytest.raises(RuntimeError, match="biases do not match"):
-        kernel_ops().gru_forward(torch.randn(2, 3, 5), *weights, torch.randn(4))
+        kernel_ops().gru_forward(x, *weights, [torch.randn(4)])
+    with pytest.raises(RuntimeError, match="one tensor per direction"):
+        kernel_ops().gru_forward(x * 2, *weights, [torch.randn(12)])
+    with pytest.raises(RuntimeError, match="one or two directions"):
+        kernel_ops().gru_forward(x * 3, *[w * 3 for w in weights], [torch.randn(12)] * 3)
+
+
+@pytest.mark.parametrize("name", CELLS)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_both_directions_at_once_equal_each_alone_and_the_modules(name, threads):
+    """A bidirectional layer's two cells in one call (one per thread of ATen's pool, or one after the other on one
+    thread): the outputs and gradients of each cell alone, bit for bit, and PyTorch's to float32 rounding; the pool's
+    thread count is unchanged afterwards."""
+    torch.manual_seed(0)
+    cells, inputs = [CELLS[name](), CELLS[name]()], [torch.randn(3, 11, 5), torch.randn(3, 11, 5)]
+    grads = [torch.randn(3, 11, 4), torch.randn(3, 11, 4)]
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        inputs = [hidden.requires_grad_() for hidden in inputs]
+        parameters = [parameter for cell in cells for parameter in cell.parameters()]
+        both = run_sequence_kernels(cells, inputs)
+        both_grads = torch.autograd.grad(both, inputs + parameters, grads)
+        assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(previous)
+    for d in range(2):
+        alone, alone_grads = gradients(cells[d], inputs[d], grads[d], kernel=True)
+        assert torch.equal(both[d], alone)
+        mine = [both_grads[d], *both_grads[2 + 4 * d : 6 + 4 * d]]
+        assert all(torch.equal(a, b) for a, b in zip(mine, alone_grads))
+        reference, reference_grads = gradients(cells[d], inputs[d], grads[d], kernel=False)
+        torch.testing.assert_close(both[d], reference, rtol=1e-6, atol=1e-6)
+        for got, expected in zip(mine, reference_grads):
+            torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    # cells of different kinds go through PyTorch's modules
+    assert run_sequence_kernels([CELLS["gru"](), CELLS["lstm"]()], inputs) is None
 
 
 def test_under_bf16_autocast_the_kernel_computes_in_float32():
@@ -140,12 +180,16 @@ def test_under_bf16_autocast_the_kernel_computes_in_float32():
         torch.testing.assert_close(got, expected, rtol=5e-2, atol=5e-2)
 
 
-def test_model_training_step_matches_modules_and_inference_is_unchanged():
-    """A padded, bidirectional two-layer GRU classifier: loss and gradients with the kernels match PyTorch's modules;
+@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
+def test_model_training_step_matches_modules_and_inference_is_unchanged(cell):
+    """A padded, bidirectional two-layer classifier: loss and gradients with the kernels match PyTorch's modules;
     logits without gradients are PyTorch's modules' exactly (the kernels are not used there)."""
     torch.manual_seed(0)
-    config = hf_rnn.GRUConfig(vocab_size=30, embedding_dim=6, hidden_size=5, num_layers=2, bidirectional=True)
-    model = hf_rnn.GRUForSequenceClassification(config)
+    family = {"gru": "GRU", "lstm": "LSTM", "rnn": "RNN"}[cell]
+    config = getattr(hf_rnn, f"{family}Config")(
+        vocab_size=30, embedding_dim=6, hidden_size=5, num_layers=2, bidirectional=True
+    )
+    model = getattr(hf_rnn, f"{family}ForSequenceClassification")(config)
     input_ids = torch.randint(2, 30, (4, 9))
     attention_mask = torch.ones_like(input_ids)
     attention_mask[1, 5:] = attention_mask[3, 2:] = 0
@@ -160,12 +204,12 @@ def test_model_training_step_matches_modules_and_inference_is_unchanged():
 
     calls = []
     original = hf_rnn.RecurrentLayer.sequence_kernel
-    hf_rnn.RecurrentLayer.sequence_kernel = lambda cell, hidden: calls.append(cell) or original(cell, hidden)
+    hf_rnn.RecurrentLayer.sequence_kernel = lambda cells, inputs: calls.append(len(cells)) or original(cells, inputs)
     try:
         loss, grads = step(True)
     finally:
         hf_rnn.RecurrentLayer.sequence_kernel = original
-    assert len(calls) == 4  # two layers, two directions
+    assert calls == [2, 2]  # two layers, each with both directions in one call
     reference_loss, reference_grads = step(False)
     torch.testing.assert_close(loss, reference_loss, rtol=1e-6, atol=1e-6)
     for got, expected in zip(grads, reference_grads):

@@ -70,16 +70,11 @@ VARIANTS: dict[str, Callable[[Context], Variant]] = {
         c,
         flush_denormal=False,
     ),
-    # the LSTM has no sequence kernel (PyTorch's fused oneDNN one covers it): no row for it
-    "hf_rnn_fp32_modules": lambda c: (
-        None
-        if c.cell == "lstm"
-        else TrainerVariant(
-            "hf_rnn_fp32_modules",
-            f"the same with PyTorch's nn.{_TORCH_CELLS[c.cell].__name__} instead of hf_rnn's sequence kernel",
-            c,
-            sequence_kernels=False,
-        )
+    "hf_rnn_fp32_modules": lambda c: TrainerVariant(
+        "hf_rnn_fp32_modules",
+        f"the same with PyTorch's nn.{_TORCH_CELLS[c.cell].__name__} instead of hf_rnn's sequence kernel",
+        c,
+        sequence_kernels=False,
     ),
     "hf_rnn_bf16": lambda c: TrainerVariant(
         "hf_rnn_bf16", "hf_rnn via Trainer, group_by_length, bf16 autocast", c, bf16=True

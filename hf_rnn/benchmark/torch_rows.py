@@ -171,15 +171,18 @@ def _timed_trainer(
     """hf_rnn's `RecurrentTrainer` as the benchmark runs it: length-grouped batches of the workload's size, Adam at
     1e-3, on the CPU, nothing saved, logged or printed, denormals flushed (unless `flush_denormal=False`), the
     thread count fixed (the rows compare at the same count; `load.py` measures the adaptive count); `arguments` go to
-    `TrainingArguments` (how long, bf16). Returns the trainer and the `EpochTimer` it reports to."""
+    `TrainingArguments` (how long, bf16). The optimizer is the recipes' default. Returns the trainer and the
+    `EpochTimer` it reports to."""
     from transformers import PrinterCallback, TrainingArguments
 
     from ..training import RecurrentTrainer
+    from ..training_spec import RNN_DEFAULTS
 
     args = TrainingArguments(
         output_dir=str(output_dir),
         per_device_train_batch_size=workload.batch_size,
         learning_rate=1e-3,
+        optim=RNN_DEFAULTS["optim"],
         train_sampling_strategy="group_by_length",
         length_column_name="length",
         remove_unused_columns=False,
