@@ -83,11 +83,12 @@ void gru_step_forward(int64_t rows, int64_t H, const float* __restrict__ gi, con
   }
 }
 
-// One simple-RNN step in place: h' = tanh(gh + gi) or relu(gh + gi), gi holding both biases
-void rnn_step_forward(int64_t count, bool relu, const float* __restrict__ gi, float* __restrict__ h) {
+// One simple-RNN step from gh = h W_hh^T: h' = tanh(gh + gi) or relu(gh + gi), gi holding both biases
+void rnn_step_forward(int64_t count, bool relu, const float* __restrict__ gi, const float* __restrict__ gh,
+                      float* __restrict__ h_next) {
   vectorized(count, [&](int64_t j, int64_t c) {
-    const Vec pre = Vec::loadu(h + j, c) + Vec::loadu(gi + j, c);
-    (relu ? at::vec::clamp_min(pre, Vec(0.0f)) : pre.tanh()).store(h + j, c);
+    const Vec pre = Vec::loadu(gh + j, c) + Vec::loadu(gi + j, c);
+    (relu ? at::vec::clamp_min(pre, Vec(0.0f)) : pre.tanh()).store(h_next + j, c);
   });
 }
 
@@ -191,10 +192,11 @@ std::vector<Tensor> rnn_forward_one(const Tensor& x, const Tensor& w_ih, const T
   Tensor gi = at::addmm(b_ih + b_hh, time_major(x), w_ih.t()).view({time, batch, hidden});
   Tensor states = at::zeros({time + 1, batch, hidden}, x.options());
   Tensor w_hh_t = w_hh.t();
+  Tensor gh = at::empty({batch, hidden}, x.options());  // a small buffer that stays in cache (see lstm_forward_one below)
   for (int64_t t = 0; t < time; ++t) {
-    Tensor h = states[t + 1];
-    at::mm_out(h, states[t], w_hh_t);
-    rnn_step_forward(batch * hidden, relu, gi[t].data_ptr<float>(), h.data_ptr<float>());
+    at::mm_out(gh, states[t], w_hh_t);
+    rnn_step_forward(batch * hidden, relu, gi[t].data_ptr<float>(), gh.data_ptr<float>(),
+                     states[t + 1].data_ptr<float>());
   }
   return {states.narrow(0, 1, time).transpose(0, 1).contiguous(), states};
 }
@@ -225,19 +227,20 @@ std::vector<Tensor> rnn_backward_one(const Tensor& grad_outputs, const Tensor& x
 
 // LSTM (PyTorch's gate order i, f, g, o): c' = f * c + i * g, h' = o * tanh(c').
 
-// One LSTM step from gh = h W_hh^T (without its bias), in place into the gates: i, f, o = sigmoid and g = tanh of
-// gi + gh + b_hh; c' = f * c + i * g, tanh(c'), h' = o * tanh(c').
-void lstm_step_forward(int64_t rows, int64_t H, const float* __restrict__ gi, const float* __restrict__ b_hh,
-                       const float* __restrict__ c, float* __restrict__ gates, float* __restrict__ c_next,
+// One LSTM step from gh = h W_hh^T (without its bias): the gates i, f, o = sigmoid and g = tanh of gi + gh + b_hh;
+// c' = f * c + i * g, tanh(c'), h' = o * tanh(c').
+void lstm_step_forward(int64_t rows, int64_t H, const float* __restrict__ gi, const float* __restrict__ gh,
+                       const float* __restrict__ b_hh, const float* __restrict__ c, float* __restrict__ gates,
+                       float* __restrict__ c_next,
                        float* __restrict__ tanh_c, float* __restrict__ h_next) {
   const int64_t G = 4 * H;
   for (int64_t b = 0; b < rows; ++b) {
-    const float* gi_b = gi + b * G;
+    const float *gi_b = gi + b * G, *gh_b = gh + b * G;
     float* g = gates + b * G;
     vectorized(H, [&](int64_t j, int64_t n) {
       auto pre = [&](int64_t gate) {
         const int64_t at = gate * H + j;
-        return Vec::loadu(g + at, n) + Vec::loadu(gi_b + at, n) + Vec::loadu(b_hh + at, n);
+        return Vec::loadu(gh_b + at, n) + Vec::loadu(gi_b + at, n) + Vec::loadu(b_hh + at, n);
       };
       const Vec i = sigmoid(pre(0)), f = sigmoid(pre(1)), cand = pre(2).tanh(), o = sigmoid(pre(3));
       const int64_t k = b * H + j;
@@ -292,11 +295,14 @@ std::vector<Tensor> lstm_forward_one(const Tensor& x, const Tensor& w_ih, const 
   Tensor tanh_c = at::empty({time, batch, H}, options);
   Tensor w_hh_t = w_hh.t();
   const float* bias = b_hh.data_ptr<float>();
+  // the recurrent product goes to one small buffer that stays in cache: written into the large gates buffer, whose
+  // pages are touched for the first time, the products took 1.5x as long
+  Tensor gh = at::empty({batch, G}, options);
   for (int64_t t = 0; t < time; ++t) {
-    Tensor gates_t = gates[t];
-    at::mm_out(gates_t, states[t], w_hh_t);
-    lstm_step_forward(batch, H, gi[t].data_ptr<float>(), bias, cells[t].data_ptr<float>(), gates_t.data_ptr<float>(),
-                      cells[t + 1].data_ptr<float>(), tanh_c[t].data_ptr<float>(), states[t + 1].data_ptr<float>());
+    at::mm_out(gh, states[t], w_hh_t);
+    lstm_step_forward(batch, H, gi[t].data_ptr<float>(), gh.data_ptr<float>(), bias, cells[t].data_ptr<float>(),
+                      gates[t].data_ptr<float>(), cells[t + 1].data_ptr<float>(), tanh_c[t].data_ptr<float>(),
+                      states[t + 1].data_ptr<float>());
   }
   Tensor outputs = states.narrow(0, 1, time).transpose(0, 1).contiguous();
   return {outputs, states, cells, gates, tanh_c};

@@ -17,7 +17,7 @@ from transformers import (
 )
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from .cpu import AdaptiveThreads, flushed_denormals
+from .cpu import AdaptiveThreads, flushed_denormals, keep_freed_memory
 from .recipes import METRICS_DIR
 from .training_spec import METRIC_KEYS
 
@@ -67,6 +67,8 @@ class RecurrentTrainer(Trainer):
       setting comes back afterwards): recurrent backward passes produce them, and x86 CPUs compute on them 10-100x
       slower (see `hf_rnn.cpu`).
     - On CPU, the thread count follows the cores that other processes leave free (`hf_rnn.cpu.AdaptiveThreads`).
+    - On CPU, memory freed between steps stays in the process for the next step (`hf_rnn.cpu.keep_freed_memory`,
+      process-wide): its pages are not faulted in again at every step.
     - Training accuracy is tracked from the logits it already computes (as Keras' `fit` shows `accuracy` next to
       `loss`) and logged as `train_accuracy` with each training log.
 
@@ -90,6 +92,8 @@ class RecurrentTrainer(Trainer):
         # the step a resumed run starts from: `log` needs it for the whole run's train_loss
         state = Path(resume_from_checkpoint) / "trainer_state.json" if resume_from_checkpoint else None
         self._resumed_step = json.loads(state.read_text())["global_step"] if state is not None else 0
+        if self.args.device.type == "cpu":
+            keep_freed_memory()
         with flushed_denormals(self.flush_denormal):
             return super().train(resume_from_checkpoint, *args, **kwargs)
 
