@@ -115,8 +115,8 @@ def merge_directions(forward_states: torch.Tensor, backward_states: torch.Tensor
 class RecurrentLayer(nn.Module):
     """One recurrent layer: a forward cell and, if bidirectional, a backward cell over each reversed sequence."""
 
-    # `(cells, inputs) -> outputs or None`, installed by hf_rnn (`hf_rnn.sequence_kernels`: training on CPU, the
-    # directions at once); as Hub remote code, without hf_rnn, the layers run PyTorch's modules, which compute the same
+    # `(cells, inputs, lengths) -> outputs or None`, installed by hf_rnn (`hf_rnn.sequence_kernels`: training on CPU,
+    # the directions at once); as Hub remote code, without hf_rnn, the layers run PyTorch's modules (same function)
     sequence_kernel = None
 
     def __init__(self, config: RecurrentConfig, input_size: int):
@@ -133,7 +133,7 @@ class RecurrentLayer(nn.Module):
     def _run(self, cells: list[nn.RNNBase], inputs: list[torch.Tensor], lengths: torch.Tensor) -> list[torch.Tensor]:
         pack = self.sequence_packing == "always" or (self.sequence_packing == "auto" and inputs[0].is_cuda)
         kernel = RecurrentLayer.sequence_kernel
-        outputs = kernel(cells, inputs) if kernel is not None and not pack else None
+        outputs = kernel(cells, inputs, lengths) if kernel is not None and not pack else None
         if outputs is not None:
             return outputs
         if not pack:

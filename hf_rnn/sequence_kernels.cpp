@@ -6,12 +6,17 @@
 // gradients of all steps, and only the recurrent products stay per step; the gates' arithmetic runs in plain loops
 // over preallocated buffers, in ATen's vector type, with the sigmoid and tanh of ATen's vectorized operators.
 //
-// Each operator takes the layer's directions as lists (one entry, or two for a bidirectional layer) and runs them at
-// the same time, one direction per thread of ATen's pool: a direction's small per-step products use one core well,
-// where splitting each of them over two cores mostly waits (on 2 cores, 64x128x384 products take 68 us on one thread
-// and 52 us on two). With one thread the directions run one after the other.
+// Each operator takes the layer's directions as lists (one entry, or two for a bidirectional layer). On a pool of two
+// threads (a 2-core machine) the two directions run at the same time, one per thread: a direction's small per-step
+// products use one core well, where splitting each of them over two cores mostly waits (64x128x384 products took 68 us
+// on one thread and 52 us on two). With one thread, or more than two (not measured: there a direction's products may
+// use several cores better), the directions run one after the other on the whole pool.
 //
-// Layout: inputs are batch-first (batch, time, features) as hf_rnn's layers use them; work buffers are time-major.
+// Padding is skipped: given each sequence's length, the work buffers hold only real positions, packed time-major as
+// PyTorch's PackedSequence is (step t's block holds the sequences longer than t, longest first), so that every matrix
+// product, per step or over all steps, runs on real positions only; padded positions of the outputs are zeros (as
+// `pad_packed_sequence` gives), and their gradients are not used. Inputs and outputs are batch-first (batch, time, ...)
+// as hf_rnn's layers use them.
 // The formulas are PyTorch's (torch.nn.GRU docs): r, z = sigmoid(x W_ir^T + b_ir + h W_hr^T + b_hr), ...;
 // n = tanh(x W_in^T + b_in + r * (h W_hn^T + b_hn)); h' = (1 - z) * n + z * h.
 
@@ -41,8 +46,68 @@ void check_layer(const Tensor& x, const Tensor& w_ih, const Tensor& w_hh, const 
   TORCH_CHECK(b_ih.numel() == gates * hidden && b_hh.numel() == gates * hidden, "biases do not match hidden size");
 }
 
-// x (batch, time, input) -> time-major (time * batch, input), contiguous
-Tensor time_major(const Tensor& x) { return x.transpose(0, 1).contiguous().view({-1, x.size(2)}); }
+// Where a batch's real positions go in the packed, time-major layout.
+struct Packing {
+  int64_t batch = 0, time = 0, total = 0;
+  std::vector<int64_t> sizes;    // per step: how many sequences are longer than it (the first `sizes[t]` rows)
+  std::vector<int64_t> offsets;  // per step: its first packed row
+  Tensor index;                  // per packed row: its row in the (batch * time) batch-first positions
+
+  int64_t steps() const { return static_cast<int64_t>(sizes.size()); }
+
+  // (batch, time, features) -> (total, features)
+  Tensor pack(const Tensor& x) const { return x.reshape({batch * time, x.size(2)}).index_select(0, index); }
+
+  // (total, features) -> (batch, time, features), zeros at padded positions
+  // (a tensor of its own, not a view: callers may write into the outputs)
+  Tensor unpack(const Tensor& packed) const {
+    Tensor unpacked = at::zeros({batch, time, packed.size(1)}, packed.options());
+    unpacked.view({batch * time, packed.size(1)}).index_copy_(0, index, packed);
+    return unpacked;
+  }
+};
+
+Packing make_packing(const Tensor& lengths, int64_t batch, int64_t time) {
+  TORCH_CHECK(lengths.device().is_cpu() && lengths.scalar_type() == at::kLong && lengths.dim() == 1 &&
+                  lengths.size(0) == batch,
+              "lengths must be an int64 CPU tensor with one entry per sequence");
+  Packing p;
+  p.batch = batch;
+  p.time = time;
+  // longest first, ties in batch order
+  Tensor order = std::get<1>(lengths.sort(/*stable=*/true, /*dim=*/0, /*descending=*/true)).contiguous();
+  const int64_t* by_length = order.data_ptr<int64_t>();
+  const int64_t* length = lengths.data_ptr<int64_t>();
+  const int64_t longest = batch ? length[by_length[0]] : 0;
+  for (int64_t b = 0; b < batch; ++b) {
+    TORCH_CHECK(length[b] >= 0 && length[b] <= time, "lengths must lie between 0 and the input's time steps");
+  }
+  int64_t active = batch;
+  for (int64_t t = 0; t < longest; ++t) {
+    while (active > 0 && length[by_length[active - 1]] <= t) --active;
+    p.offsets.push_back(p.total);
+    p.sizes.push_back(active);
+    p.total += active;
+  }
+  p.index = at::empty({p.total}, lengths.options());
+  int64_t* rows = p.index.data_ptr<int64_t>();
+  for (int64_t t = 0; t < longest; ++t) {
+    for (int64_t i = 0; i < p.sizes[t]; ++i) rows[p.offsets[t] + i] = by_length[i] * time + t;
+  }
+  return p;
+}
+
+// rows [offset, offset + count) of a 2-D tensor, as a contiguous view
+Tensor rows(const Tensor& t, int64_t offset, int64_t count) { return t.narrow(0, offset, count); }
+
+// out = a @ b, into a view (the per-step products write into the first rows of a buffer)
+void mm_into(Tensor out, const Tensor& a, const Tensor& b) { at::mm_out(out, a, b); }
+
+// The states each step starts from: `prev` holds h_{t-1} at step t's packed rows (zeros at step 0); step t's outputs
+// `out` feed the rows of step t + 1, which are the first `sizes[t + 1]` of them.
+void carry(const Packing& p, int64_t t, const Tensor& out, const Tensor& prev) {
+  if (t + 1 < p.steps()) rows(prev, p.offsets[t + 1], p.sizes[t + 1]).copy_(rows(out, p.offsets[t], p.sizes[t + 1]));
+}
 
 // The gates' arithmetic of one step, as functions over raw rows. Rows are batch entries; H is the hidden size, G the
 // width of all gates. The forward steps run in ATen's vector type (AVX-512 or AVX2 where the build's CPU capability
@@ -118,112 +183,116 @@ void gru_step_backward(int64_t rows, int64_t H, const float* __restrict__ dh_rec
   }
 }
 
-// Forward of a GRU layer with a zero initial state. Returns the outputs (batch, time, hidden) and what the backward
-// pass needs: the states h_0..h_T (time + 1, batch, hidden), the gates r and z (time, batch, 2 * hidden), the new
-// gate n (time, batch, hidden) and the recurrent projection of the new gate h W_hn^T + b_hn (time, batch, hidden).
+// Forward of a GRU layer with a zero initial state. Returns the outputs (batch, time, hidden) and, packed, what the
+// backward pass needs: the input, h_{t-1}, the gates r and z (2 * hidden), the new gate n and the recurrent projection
+// of the new gate h W_hn^T + b_hn.
 std::vector<Tensor> gru_forward_one(const Tensor& x, const Tensor& w_ih, const Tensor& w_hh, const Tensor& b_ih,
-                                const Tensor& b_hh) {
+                                    const Tensor& b_hh, const Packing& p) {
   check_layer(x, w_ih, w_hh, b_ih, b_hh, 3);
-  const int64_t batch = x.size(0), time = x.size(1), H = w_hh.size(1), G = 3 * H;
+  const int64_t H = w_hh.size(1), G = 3 * H;
   auto options = x.options();
-  // all input projections at once: (time, batch, 3 * hidden)
-  Tensor gi = at::addmm(b_ih, time_major(x), w_ih.t()).view({time, batch, G});
-  Tensor states = at::zeros({time + 1, batch, H}, options);
-  Tensor rz = at::empty({time, batch, 2 * H}, options);
-  Tensor n = at::empty({time, batch, H}, options);
-  Tensor gh_n = at::empty({time, batch, H}, options);
-  Tensor gh = at::empty({batch, G}, options);
+  Tensor xp = p.pack(x);
+  Tensor gi = at::addmm(b_ih, xp, w_ih.t());  // all input projections at once
+  Tensor prev = at::empty({p.total, H}, options), out = at::empty({p.total, H}, options);
+  Tensor rz = at::empty({p.total, 2 * H}, options), n = at::empty({p.total, H}, options);
+  Tensor gh_n = at::empty({p.total, H}, options);
+  // the recurrent product goes to one small buffer that stays in cache: written into a large buffer whose pages are
+  // touched for the first time, the products took 1.5x as long
+  Tensor gh = at::empty({p.batch, G}, options);
   Tensor w_hh_t = w_hh.t();
   const float* bias = b_hh.data_ptr<float>();
-  for (int64_t t = 0; t < time; ++t) {
-    at::mm_out(gh, states[t], w_hh_t);
-    gru_step_forward(batch, H, gi[t].data_ptr<float>(), gh.data_ptr<float>(), bias, states[t].data_ptr<float>(),
-                     rz[t].data_ptr<float>(), n[t].data_ptr<float>(), gh_n[t].data_ptr<float>(),
-                     states[t + 1].data_ptr<float>());
+  if (p.steps() > 0) rows(prev, 0, p.sizes[0]).zero_();
+  for (int64_t t = 0; t < p.steps(); ++t) {
+    const int64_t o = p.offsets[t], m = p.sizes[t];
+    mm_into(rows(gh, 0, m), rows(prev, o, m), w_hh_t);
+    gru_step_forward(m, H, gi.data_ptr<float>() + o * G, gh.data_ptr<float>(), bias, prev.data_ptr<float>() + o * H,
+                     rz.data_ptr<float>() + o * 2 * H, n.data_ptr<float>() + o * H, gh_n.data_ptr<float>() + o * H,
+                     out.data_ptr<float>() + o * H);
+    carry(p, t, out, prev);
   }
-  // the outputs are a tensor of their own, not a view of the saved states: callers may write into them
-  Tensor outputs = states.narrow(0, 1, time).transpose(0, 1).contiguous();
-  return {outputs, states, rz, n, gh_n};
+  return {p.unpack(out), xp, prev, rz, n, gh_n};
 }
 
-// The gradients both layers get from the pre-activation gradients of all steps at once, (time * batch, gates * hidden):
-// d_gi of the input projections, d_gh of the recurrent ones (the same tensor for the simple RNN). grad_x is skipped
-// (an empty tensor) when the input needs none: cached frontend features, a frozen embedding.
-std::vector<Tensor> layer_gradients(const Tensor& d_gi, const Tensor& d_gh, const Tensor& x, const Tensor& w_ih,
-                                    const Tensor& states, bool need_grad_x) {
-  const int64_t batch = x.size(0), time = x.size(1), H = states.size(2);
-  Tensor grad_x = need_grad_x ? at::mm(d_gi, w_ih).view({time, batch, -1}).transpose(0, 1).contiguous()
-                              : at::empty({0}, x.options());
-  Tensor grad_w_ih = at::mm(d_gi.t(), time_major(x));
-  Tensor grad_w_hh = at::mm(d_gh.t(), states.narrow(0, 0, time).reshape({-1, H}));
+// The gradients every cell gets from the packed pre-activation gradients of all steps at once: d_gi of the input
+// projections, d_gh of the recurrent ones (the same tensor for the LSTM and simple RNN). grad_x is skipped (an empty
+// tensor) when the input needs none: cached frontend features, a frozen embedding.
+std::vector<Tensor> layer_gradients(const Tensor& d_gi, const Tensor& d_gh, const Tensor& xp, const Tensor& w_ih,
+                                    const Tensor& prev, const Packing& p, bool need_grad_x) {
+  Tensor grad_x = need_grad_x ? p.unpack(at::mm(d_gi, w_ih)) : at::empty({0}, xp.options());
+  Tensor grad_w_ih = at::mm(d_gi.t(), xp);
+  Tensor grad_w_hh = at::mm(d_gh.t(), prev);
   Tensor grad_b_ih = d_gi.sum(0);
   Tensor grad_b_hh = d_gh.is_same(d_gi) ? grad_b_ih : d_gh.sum(0);
   return {grad_x, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh};
 }
 
 // Backward of gru_forward: gradients of x, w_ih, w_hh, b_ih, b_hh from the gradient of the outputs.
-std::vector<Tensor> gru_backward_one(const Tensor& grad_outputs, const Tensor& x, const Tensor& w_ih, const Tensor& w_hh,
-                                 const Tensor& states, const Tensor& rz, const Tensor& n, const Tensor& gh_n,
-                                 bool need_grad_x) {
-  const int64_t batch = x.size(0), time = x.size(1), H = w_hh.size(1), G = 3 * H;
-  auto options = x.options();
-  Tensor grad_tm = grad_outputs.transpose(0, 1).contiguous();  // (time, batch, hidden)
-  Tensor d_gi = at::empty({time, batch, G}, options);
-  Tensor d_gh = at::empty({time, batch, G}, options);
-  Tensor dh_rec = at::zeros({batch, H}, options);
-  Tensor dh_direct = at::zeros({batch, H}, options);
-  for (int64_t t = time - 1; t >= 0; --t) {
-    gru_step_backward(batch, H, dh_rec.data_ptr<float>(), dh_direct.data_ptr<float>(), grad_tm[t].data_ptr<float>(),
-                      rz[t].data_ptr<float>(), n[t].data_ptr<float>(), gh_n[t].data_ptr<float>(),
-                      states[t].data_ptr<float>(), d_gi[t].data_ptr<float>(), d_gh[t].data_ptr<float>(),
+std::vector<Tensor> gru_backward_one(const Tensor& grad_outputs, const Tensor& xp, const Tensor& w_ih,
+                                     const Tensor& w_hh, const Tensor& prev, const Tensor& rz, const Tensor& n,
+                                     const Tensor& gh_n, const Packing& p, bool need_grad_x) {
+  const int64_t H = w_hh.size(1), G = 3 * H;
+  auto options = xp.options();
+  Tensor go = p.pack(grad_outputs);
+  Tensor d_gi = at::empty({p.total, G}, options), d_gh = at::empty({p.total, G}, options);
+  // rows of sequences that end at step t get no gradient from step t + 1: they are still zeros there
+  Tensor dh_rec = at::zeros({p.batch, H}, options), dh_direct = at::zeros({p.batch, H}, options);
+  for (int64_t t = p.steps() - 1; t >= 0; --t) {
+    const int64_t o = p.offsets[t], m = p.sizes[t];
+    gru_step_backward(m, H, dh_rec.data_ptr<float>(), dh_direct.data_ptr<float>(), go.data_ptr<float>() + o * H,
+                      rz.data_ptr<float>() + o * 2 * H, n.data_ptr<float>() + o * H, gh_n.data_ptr<float>() + o * H,
+                      prev.data_ptr<float>() + o * H, d_gi.data_ptr<float>() + o * G, d_gh.data_ptr<float>() + o * G,
                       dh_direct.data_ptr<float>());
     // the gradient reaching h_{t-1} through W_hh; its direct part (d * z) is added in the next step's loop
-    at::mm_out(dh_rec, d_gh[t], w_hh);
+    mm_into(rows(dh_rec, 0, m), rows(d_gh, o, m), w_hh);
   }
-  return layer_gradients(d_gi.view({-1, G}), d_gh.view({-1, G}), x, w_ih, states, need_grad_x);
+  return layer_gradients(d_gi, d_gh, xp, w_ih, prev, p, need_grad_x);
 }
 
-// Forward of a simple RNN layer (tanh or relu) with a zero initial state: outputs and states h_0..h_T.
+// Forward of a simple RNN layer (tanh or relu) with a zero initial state: the outputs and, packed, the input, h_{t-1}
+// and h_t.
 std::vector<Tensor> rnn_forward_one(const Tensor& x, const Tensor& w_ih, const Tensor& w_hh, const Tensor& b_ih,
-                                const Tensor& b_hh, bool relu) {
+                                    const Tensor& b_hh, bool relu, const Packing& p) {
   check_layer(x, w_ih, w_hh, b_ih, b_hh, 1);
-  const int64_t batch = x.size(0), time = x.size(1), hidden = w_hh.size(1);
+  const int64_t H = w_hh.size(1);
+  auto options = x.options();
+  Tensor xp = p.pack(x);
   // both biases go into the input projections, computed for all steps at once
-  Tensor gi = at::addmm(b_ih + b_hh, time_major(x), w_ih.t()).view({time, batch, hidden});
-  Tensor states = at::zeros({time + 1, batch, hidden}, x.options());
+  Tensor gi = at::addmm(b_ih + b_hh, xp, w_ih.t());
+  Tensor prev = at::empty({p.total, H}, options), out = at::empty({p.total, H}, options);
+  Tensor gh = at::empty({p.batch, H}, options);  // a small buffer that stays in cache (see gru_forward_one)
   Tensor w_hh_t = w_hh.t();
-  Tensor gh = at::empty({batch, hidden}, x.options());  // a small buffer that stays in cache (see lstm_forward_one below)
-  for (int64_t t = 0; t < time; ++t) {
-    at::mm_out(gh, states[t], w_hh_t);
-    rnn_step_forward(batch * hidden, relu, gi[t].data_ptr<float>(), gh.data_ptr<float>(),
-                     states[t + 1].data_ptr<float>());
+  if (p.steps() > 0) rows(prev, 0, p.sizes[0]).zero_();
+  for (int64_t t = 0; t < p.steps(); ++t) {
+    const int64_t o = p.offsets[t], m = p.sizes[t];
+    mm_into(rows(gh, 0, m), rows(prev, o, m), w_hh_t);
+    rnn_step_forward(m * H, relu, gi.data_ptr<float>() + o * H, gh.data_ptr<float>(), out.data_ptr<float>() + o * H);
+    carry(p, t, out, prev);
   }
-  return {states.narrow(0, 1, time).transpose(0, 1).contiguous(), states};
+  return {p.unpack(out), xp, prev, out};
 }
 
-std::vector<Tensor> rnn_backward_one(const Tensor& grad_outputs, const Tensor& x, const Tensor& w_ih, const Tensor& w_hh,
-                                 const Tensor& states, bool relu, bool need_grad_x) {
-  const int64_t batch = x.size(0), time = x.size(1), H = w_hh.size(1);
-  Tensor grad_tm = grad_outputs.transpose(0, 1).contiguous();
-  Tensor d_pre = at::empty({time, batch, H}, x.options());
-  Tensor dh = at::zeros({batch, H}, x.options());
-  for (int64_t t = time - 1; t >= 0; --t) {
-    const float* __restrict__ go = grad_tm[t].data_ptr<float>();
-    const float* __restrict__ h = states[t + 1].data_ptr<float>();
+std::vector<Tensor> rnn_backward_one(const Tensor& grad_outputs, const Tensor& xp, const Tensor& w_ih,
+                                     const Tensor& w_hh, const Tensor& prev, const Tensor& out, bool relu,
+                                     const Packing& p, bool need_grad_x) {
+  const int64_t H = w_hh.size(1);
+  Tensor go = p.pack(grad_outputs);
+  Tensor d_pre = at::empty({p.total, H}, xp.options());
+  Tensor dh = at::zeros({p.batch, H}, xp.options());
+  for (int64_t t = p.steps() - 1; t >= 0; --t) {
+    const int64_t o = p.offsets[t], m = p.sizes[t], count = m * H;
+    const float* __restrict__ g = go.data_ptr<float>() + o * H;
+    const float* __restrict__ h = out.data_ptr<float>() + o * H;
     const float* __restrict__ dhp = dh.data_ptr<float>();
-    float* __restrict__ dp = d_pre[t].data_ptr<float>();
-    const int64_t count = batch * H;
+    float* __restrict__ dp = d_pre.data_ptr<float>() + o * H;
     if (relu) {
-      for (int64_t i = 0; i < count; ++i) dp[i] = h[i] > 0.0f ? dhp[i] + go[i] : 0.0f;
+      for (int64_t i = 0; i < count; ++i) dp[i] = h[i] > 0.0f ? dhp[i] + g[i] : 0.0f;
     } else {
-      for (int64_t i = 0; i < count; ++i) dp[i] = (dhp[i] + go[i]) * (1.0f - h[i] * h[i]);
+      for (int64_t i = 0; i < count; ++i) dp[i] = (dhp[i] + g[i]) * (1.0f - h[i] * h[i]);
     }
-    at::mm_out(dh, d_pre[t], w_hh);
+    mm_into(rows(dh, 0, m), rows(d_pre, o, m), w_hh);
   }
-  Tensor d_flat = d_pre.view({-1, H});
-  return layer_gradients(d_flat, d_flat, x, w_ih, states, need_grad_x);
+  return layer_gradients(d_pre, d_pre, xp, w_ih, prev, p, need_grad_x);
 }
-
 
 // LSTM (PyTorch's gate order i, f, g, o): c' = f * c + i * g, h' = o * tanh(c').
 
@@ -281,55 +350,55 @@ void lstm_step_backward(int64_t rows, int64_t H, const float* __restrict__ dh_re
   }
 }
 
-// Forward of an LSTM layer with zero initial states: the outputs, the states h_0..h_T and c_0..c_T, the activated
-// gates (time, batch, 4 * hidden) and tanh(c_1..c_T).
+// Forward of an LSTM layer with zero initial states: the outputs and, packed, the input, h_{t-1}, c_{t-1}, the
+// activated gates (4 * hidden) and tanh(c_t).
 std::vector<Tensor> lstm_forward_one(const Tensor& x, const Tensor& w_ih, const Tensor& w_hh, const Tensor& b_ih,
-                                     const Tensor& b_hh) {
+                                     const Tensor& b_hh, const Packing& p) {
   check_layer(x, w_ih, w_hh, b_ih, b_hh, 4);
-  const int64_t batch = x.size(0), time = x.size(1), H = w_hh.size(1), G = 4 * H;
+  const int64_t H = w_hh.size(1), G = 4 * H;
   auto options = x.options();
-  Tensor gi = at::addmm(b_ih, time_major(x), w_ih.t()).view({time, batch, G});
-  Tensor states = at::zeros({time + 1, batch, H}, options);
-  Tensor cells = at::zeros({time + 1, batch, H}, options);
-  Tensor gates = at::empty({time, batch, G}, options);
-  Tensor tanh_c = at::empty({time, batch, H}, options);
+  Tensor xp = p.pack(x);
+  Tensor gi = at::addmm(b_ih, xp, w_ih.t());
+  Tensor prev = at::empty({p.total, H}, options), out = at::empty({p.total, H}, options);
+  Tensor c_prev = at::empty({p.total, H}, options), c_out = at::empty({p.total, H}, options);
+  Tensor gates = at::empty({p.total, G}, options), tanh_c = at::empty({p.total, H}, options);
+  Tensor gh = at::empty({p.batch, G}, options);  // a small buffer that stays in cache (see gru_forward_one)
   Tensor w_hh_t = w_hh.t();
   const float* bias = b_hh.data_ptr<float>();
-  // the recurrent product goes to one small buffer that stays in cache: written into the large gates buffer, whose
-  // pages are touched for the first time, the products took 1.5x as long
-  Tensor gh = at::empty({batch, G}, options);
-  for (int64_t t = 0; t < time; ++t) {
-    at::mm_out(gh, states[t], w_hh_t);
-    lstm_step_forward(batch, H, gi[t].data_ptr<float>(), gh.data_ptr<float>(), bias, cells[t].data_ptr<float>(),
-                      gates[t].data_ptr<float>(), cells[t + 1].data_ptr<float>(), tanh_c[t].data_ptr<float>(),
-                      states[t + 1].data_ptr<float>());
+  if (p.steps() > 0) {
+    rows(prev, 0, p.sizes[0]).zero_();
+    rows(c_prev, 0, p.sizes[0]).zero_();
   }
-  Tensor outputs = states.narrow(0, 1, time).transpose(0, 1).contiguous();
-  return {outputs, states, cells, gates, tanh_c};
+  for (int64_t t = 0; t < p.steps(); ++t) {
+    const int64_t o = p.offsets[t], m = p.sizes[t];
+    mm_into(rows(gh, 0, m), rows(prev, o, m), w_hh_t);
+    lstm_step_forward(m, H, gi.data_ptr<float>() + o * G, gh.data_ptr<float>(), bias, c_prev.data_ptr<float>() + o * H,
+                      gates.data_ptr<float>() + o * G, c_out.data_ptr<float>() + o * H,
+                      tanh_c.data_ptr<float>() + o * H, out.data_ptr<float>() + o * H);
+    carry(p, t, out, prev);
+    carry(p, t, c_out, c_prev);
+  }
+  return {p.unpack(out), xp, prev, c_prev, gates, tanh_c};
 }
 
-std::vector<Tensor> lstm_backward_one(const Tensor& grad_outputs, const Tensor& x, const Tensor& w_ih,
-                                      const Tensor& w_hh, const Tensor& states, const Tensor& cells,
-                                      const Tensor& gates, const Tensor& tanh_c, bool need_grad_x) {
-  const int64_t batch = x.size(0), time = x.size(1), H = w_hh.size(1), G = 4 * H;
-  auto options = x.options();
-  Tensor grad_tm = grad_outputs.transpose(0, 1).contiguous();
-  Tensor d_gates = at::empty({time, batch, G}, options);
-  Tensor dh_rec = at::zeros({batch, H}, options);
-  Tensor dc = at::zeros({batch, H}, options);
-  for (int64_t t = time - 1; t >= 0; --t) {
-    lstm_step_backward(batch, H, dh_rec.data_ptr<float>(), grad_tm[t].data_ptr<float>(), gates[t].data_ptr<float>(),
-                       cells[t].data_ptr<float>(), tanh_c[t].data_ptr<float>(), dc.data_ptr<float>(),
-                       d_gates[t].data_ptr<float>());
-    at::mm_out(dh_rec, d_gates[t], w_hh);
+std::vector<Tensor> lstm_backward_one(const Tensor& grad_outputs, const Tensor& xp, const Tensor& w_ih,
+                                      const Tensor& w_hh, const Tensor& prev, const Tensor& c_prev,
+                                      const Tensor& gates, const Tensor& tanh_c, const Packing& p, bool need_grad_x) {
+  const int64_t H = w_hh.size(1), G = 4 * H;
+  auto options = xp.options();
+  Tensor go = p.pack(grad_outputs);
+  Tensor d_gates = at::empty({p.total, G}, options);
+  Tensor dh_rec = at::zeros({p.batch, H}, options), dc = at::zeros({p.batch, H}, options);
+  for (int64_t t = p.steps() - 1; t >= 0; --t) {
+    const int64_t o = p.offsets[t], m = p.sizes[t];
+    lstm_step_backward(m, H, dh_rec.data_ptr<float>(), go.data_ptr<float>() + o * H, gates.data_ptr<float>() + o * G,
+                       c_prev.data_ptr<float>() + o * H, tanh_c.data_ptr<float>() + o * H, dc.data_ptr<float>(),
+                       d_gates.data_ptr<float>() + o * G);
+    mm_into(rows(dh_rec, 0, m), rows(d_gates, o, m), w_hh);
   }
-  Tensor d_flat = d_gates.view({-1, G});
-  return layer_gradients(d_flat, d_flat, x, w_ih, states, need_grad_x);
+  return layer_gradients(d_gates, d_gates, xp, w_ih, prev, p, need_grad_x);
 }
 
-// The operators: each argument is a list with one entry per direction, the results are flattened direction by
-// direction. The directions run concurrently (see the top of this file); ATen's operators called inside a parallel
-// region run on their calling thread.
 // Inside one direction's thread of a parallel region, MKL's matrix products must not start threads of their own (4
 // threads on 2 cores made each product 1.7x slower than on one thread): the thread's OpenMP team size is 1 meanwhile.
 struct OneThreadPerDirection {
@@ -349,11 +418,15 @@ template <typename F>
 std::vector<Tensor> per_direction(int64_t directions, const F& run) {
   TORCH_CHECK(directions == 1 || directions == 2, "hf_rnn sequence kernels take one or two directions");
   std::vector<std::vector<Tensor>> results(directions);
-  at::parallel_for(0, directions, 1, [&](int64_t begin, int64_t end) {
-    at::NoGradGuard no_grad;  // pool threads do not inherit the caller's grad mode
-    OneThreadPerDirection one_thread;
-    for (int64_t d = begin; d < end; ++d) results[d] = run(d);
-  });
+  if (directions == 1 || at::get_num_threads() != 2) {
+    for (int64_t d = 0; d < directions; ++d) results[d] = run(d);
+  } else {
+    at::parallel_for(0, directions, 1, [&](int64_t begin, int64_t end) {
+      at::NoGradGuard no_grad;  // pool threads do not inherit the caller's grad mode
+      OneThreadPerDirection one_thread;
+      for (int64_t d = begin; d < end; ++d) results[d] = run(d);
+    });
+  }
   std::vector<Tensor> flat;
   for (auto& result : results) flat.insert(flat.end(), result.begin(), result.end());
   return flat;
@@ -365,68 +438,87 @@ void check_lists(std::initializer_list<at::TensorList> lists) {
   }
 }
 
-std::vector<Tensor> gru_forward(at::TensorList x, at::TensorList w_ih, at::TensorList w_hh, at::TensorList b_ih,
-                                at::TensorList b_hh) {
-  check_lists({x, w_ih, w_hh, b_ih, b_hh});
-  return per_direction(x.size(), [&](int64_t d) { return gru_forward_one(x[d], w_ih[d], w_hh[d], b_ih[d], b_hh[d]); });
+// The directions share the batch's lengths (the backward direction reads each sequence reversed within its length).
+Packing packing_for(at::TensorList x, const Tensor& lengths) {
+  TORCH_CHECK(!x.empty() && x[0].dim() == 3, "input must be (batch, time, input_size)");
+  for (const auto& t : x) TORCH_CHECK(t.sizes() == x[0].sizes(), "the directions' inputs must have one shape");
+  return make_packing(lengths, x[0].size(0), x[0].size(1));
 }
 
-std::vector<Tensor> gru_backward(at::TensorList grad, at::TensorList x, at::TensorList w_ih, at::TensorList w_hh,
-                                 at::TensorList states, at::TensorList rz, at::TensorList n, at::TensorList gh_n,
+std::vector<Tensor> gru_forward(at::TensorList x, const Tensor& lengths, at::TensorList w_ih, at::TensorList w_hh,
+                                at::TensorList b_ih, at::TensorList b_hh) {
+  check_lists({x, w_ih, w_hh, b_ih, b_hh});
+  const Packing p = packing_for(x, lengths);
+  return per_direction(x.size(),
+                       [&](int64_t d) { return gru_forward_one(x[d], w_ih[d], w_hh[d], b_ih[d], b_hh[d], p); });
+}
+
+std::vector<Tensor> gru_backward(at::TensorList grad, const Tensor& lengths, at::TensorList xp, at::TensorList w_ih,
+                                 at::TensorList w_hh, at::TensorList prev, at::TensorList rz, at::TensorList n,
+                                 at::TensorList gh_n, bool need_grad_x) {
+  check_lists({grad, xp, w_ih, w_hh, prev, rz, n, gh_n});
+  const Packing p = packing_for(grad, lengths);
+  return per_direction(grad.size(), [&](int64_t d) {
+    return gru_backward_one(grad[d], xp[d], w_ih[d], w_hh[d], prev[d], rz[d], n[d], gh_n[d], p, need_grad_x);
+  });
+}
+
+std::vector<Tensor> rnn_forward(at::TensorList x, const Tensor& lengths, at::TensorList w_ih, at::TensorList w_hh,
+                                at::TensorList b_ih, at::TensorList b_hh, bool relu) {
+  check_lists({x, w_ih, w_hh, b_ih, b_hh});
+  const Packing p = packing_for(x, lengths);
+  return per_direction(x.size(),
+                       [&](int64_t d) { return rnn_forward_one(x[d], w_ih[d], w_hh[d], b_ih[d], b_hh[d], relu, p); });
+}
+
+std::vector<Tensor> rnn_backward(at::TensorList grad, const Tensor& lengths, at::TensorList xp, at::TensorList w_ih,
+                                 at::TensorList w_hh, at::TensorList prev, at::TensorList out, bool relu,
                                  bool need_grad_x) {
-  check_lists({grad, x, w_ih, w_hh, states, rz, n, gh_n});
-  return per_direction(x.size(), [&](int64_t d) {
-    return gru_backward_one(grad[d], x[d], w_ih[d], w_hh[d], states[d], rz[d], n[d], gh_n[d], need_grad_x);
+  check_lists({grad, xp, w_ih, w_hh, prev, out});
+  const Packing p = packing_for(grad, lengths);
+  return per_direction(grad.size(), [&](int64_t d) {
+    return rnn_backward_one(grad[d], xp[d], w_ih[d], w_hh[d], prev[d], out[d], relu, p, need_grad_x);
   });
 }
 
-std::vector<Tensor> rnn_forward(at::TensorList x, at::TensorList w_ih, at::TensorList w_hh, at::TensorList b_ih,
-                                at::TensorList b_hh, bool relu) {
+std::vector<Tensor> lstm_forward(at::TensorList x, const Tensor& lengths, at::TensorList w_ih, at::TensorList w_hh,
+                                 at::TensorList b_ih, at::TensorList b_hh) {
   check_lists({x, w_ih, w_hh, b_ih, b_hh});
+  const Packing p = packing_for(x, lengths);
   return per_direction(x.size(),
-                       [&](int64_t d) { return rnn_forward_one(x[d], w_ih[d], w_hh[d], b_ih[d], b_hh[d], relu); });
+                       [&](int64_t d) { return lstm_forward_one(x[d], w_ih[d], w_hh[d], b_ih[d], b_hh[d], p); });
 }
 
-std::vector<Tensor> rnn_backward(at::TensorList grad, at::TensorList x, at::TensorList w_ih, at::TensorList w_hh,
-                                 at::TensorList states, bool relu, bool need_grad_x) {
-  check_lists({grad, x, w_ih, w_hh, states});
-  return per_direction(x.size(), [&](int64_t d) {
-    return rnn_backward_one(grad[d], x[d], w_ih[d], w_hh[d], states[d], relu, need_grad_x);
-  });
-}
-
-std::vector<Tensor> lstm_forward(at::TensorList x, at::TensorList w_ih, at::TensorList w_hh, at::TensorList b_ih,
-                                 at::TensorList b_hh) {
-  check_lists({x, w_ih, w_hh, b_ih, b_hh});
-  return per_direction(x.size(),
-                       [&](int64_t d) { return lstm_forward_one(x[d], w_ih[d], w_hh[d], b_ih[d], b_hh[d]); });
-}
-
-std::vector<Tensor> lstm_backward(at::TensorList grad, at::TensorList x, at::TensorList w_ih, at::TensorList w_hh,
-                                  at::TensorList states, at::TensorList cells, at::TensorList gates,
-                                  at::TensorList tanh_c, bool need_grad_x) {
-  check_lists({grad, x, w_ih, w_hh, states, cells, gates, tanh_c});
-  return per_direction(x.size(), [&](int64_t d) {
-    return lstm_backward_one(grad[d], x[d], w_ih[d], w_hh[d], states[d], cells[d], gates[d], tanh_c[d], need_grad_x);
+std::vector<Tensor> lstm_backward(at::TensorList grad, const Tensor& lengths, at::TensorList xp, at::TensorList w_ih,
+                                  at::TensorList w_hh, at::TensorList prev, at::TensorList c_prev,
+                                  at::TensorList gates, at::TensorList tanh_c, bool need_grad_x) {
+  check_lists({grad, xp, w_ih, w_hh, prev, c_prev, gates, tanh_c});
+  const Packing p = packing_for(grad, lengths);
+  return per_direction(grad.size(), [&](int64_t d) {
+    return lstm_backward_one(grad[d], xp[d], w_ih[d], w_hh[d], prev[d], c_prev[d], gates[d], tanh_c[d], p,
+                             need_grad_x);
   });
 }
 
 }  // namespace
 
 TORCH_LIBRARY(hf_rnn_kernels, m) {
-  m.def("gru_forward(Tensor[] x, Tensor[] w_ih, Tensor[] w_hh, Tensor[] b_ih, Tensor[] b_hh) -> Tensor[]",
+  m.def("gru_forward(Tensor[] x, Tensor lengths, Tensor[] w_ih, Tensor[] w_hh, Tensor[] b_ih, Tensor[] b_hh)"
+        " -> Tensor[]",
         &gru_forward);
-  m.def("gru_backward(Tensor[] grad, Tensor[] x, Tensor[] w_ih, Tensor[] w_hh, Tensor[] states, Tensor[] rz,"
-        " Tensor[] n, Tensor[] gh_n, bool need_grad_x) -> Tensor[]",
+  m.def("gru_backward(Tensor[] grad, Tensor lengths, Tensor[] x, Tensor[] w_ih, Tensor[] w_hh, Tensor[] prev,"
+        " Tensor[] rz, Tensor[] n, Tensor[] gh_n, bool need_grad_x) -> Tensor[]",
         &gru_backward);
-  m.def("rnn_forward(Tensor[] x, Tensor[] w_ih, Tensor[] w_hh, Tensor[] b_ih, Tensor[] b_hh, bool relu) -> Tensor[]",
+  m.def("rnn_forward(Tensor[] x, Tensor lengths, Tensor[] w_ih, Tensor[] w_hh, Tensor[] b_ih, Tensor[] b_hh,"
+        " bool relu) -> Tensor[]",
         &rnn_forward);
-  m.def("rnn_backward(Tensor[] grad, Tensor[] x, Tensor[] w_ih, Tensor[] w_hh, Tensor[] states, bool relu,"
-        " bool need_grad_x) -> Tensor[]",
+  m.def("rnn_backward(Tensor[] grad, Tensor lengths, Tensor[] x, Tensor[] w_ih, Tensor[] w_hh, Tensor[] prev,"
+        " Tensor[] out, bool relu, bool need_grad_x) -> Tensor[]",
         &rnn_backward);
-  m.def("lstm_forward(Tensor[] x, Tensor[] w_ih, Tensor[] w_hh, Tensor[] b_ih, Tensor[] b_hh) -> Tensor[]",
+  m.def("lstm_forward(Tensor[] x, Tensor lengths, Tensor[] w_ih, Tensor[] w_hh, Tensor[] b_ih, Tensor[] b_hh)"
+        " -> Tensor[]",
         &lstm_forward);
-  m.def("lstm_backward(Tensor[] grad, Tensor[] x, Tensor[] w_ih, Tensor[] w_hh, Tensor[] states, Tensor[] cells,"
-        " Tensor[] gates, Tensor[] tanh_c, bool need_grad_x) -> Tensor[]",
+  m.def("lstm_backward(Tensor[] grad, Tensor lengths, Tensor[] x, Tensor[] w_ih, Tensor[] w_hh, Tensor[] prev,"
+        " Tensor[] c_prev, Tensor[] gates, Tensor[] tanh_c, bool need_grad_x) -> Tensor[]",
         &lstm_backward);
 }

@@ -10,8 +10,9 @@ ATen's vectorized operators, summed in another order.
 
 They are used by hf_rnn's layers when training on CPU with float32 weights: a layer whose input or weights need
 gradients, outside tracing, export, `torch.compile`, functorch transforms and forward-mode AD, on cells without hooks.
-Their gradients cannot be differentiated again (no double backward). Under bf16 autocast they compute in float32
-(PyTorch's GRU/RNN modules would run small bf16 matrix products per step, slower than this kernel in float32).
+Their gradients cannot be differentiated again (no double backward). Under bf16 autocast the GRU and simple RNN compute
+in float32 (PyTorch's modules would run small bf16 matrix products per step, slower than this kernel in float32), and
+the LSTM keeps oneDNN's bf16 kernel.
 Inference, evaluation, export and GPUs keep PyTorch's modules.
 The C++ source is compiled on first use with `torch.utils.cpp_extension` (about 10 s on 2 cores; cached in
 `TORCH_EXTENSIONS_DIR`, by default `~/.cache/torch_extensions`); without a C++ compiler or ninja, training falls back
@@ -152,40 +153,44 @@ def sequence_kernels(cells: bool | tuple[str, ...]) -> Iterator[None]:
         _state["cells"] = previous
 
 
-# what each cell's forward operator returns per direction after the outputs: the tensors its backward operator takes
-_SAVED = {"gru": 4, "rnn": 1, "lstm": 4}
+# what each cell's forward operator returns per direction after the outputs (the packed input first): the tensors its
+# backward operator takes
+_SAVED = {"gru": 5, "rnn": 3, "lstm": 5}
 
 
 class _Sequences(torch.autograd.Function):
     """A layer's directions (one, or two for a bidirectional layer) through one forward and one backward operator,
-    which run the directions concurrently. `tensors` are the directions' inputs, then their `weight_ih`, `weight_hh`,
-    `bias_ih` and `bias_hh` (each group one tensor per direction); returns each direction's outputs."""
+    which run the directions concurrently. `lengths` are the sequences' real lengths (int64, on the CPU); `tensors` are
+    the directions' inputs, then their `weight_ih`, `weight_hh`, `bias_ih` and `bias_hh` (each group one tensor per
+    direction); returns each direction's outputs, zeros at padded positions."""
 
     @staticmethod
-    def forward(ctx, kind: str, relu: bool, directions: int, *tensors):
+    def forward(ctx, kind: str, relu: bool, directions: int, lengths: torch.Tensor, *tensors):
         groups = [list(tensors[k * directions : (k + 1) * directions]) for k in range(5)]
         arguments = (relu,) if kind == "rnn" else ()
-        results = getattr(kernel_ops(), f"{kind}_forward")(*groups, *arguments)
+        results = getattr(kernel_ops(), f"{kind}_forward")(groups[0], lengths, *groups[1:], *arguments)
         width = 1 + _SAVED[kind]
         ctx.kind, ctx.relu, ctx.directions = kind, relu, directions
-        # saved per direction: the input, both weights, then what the backward operator takes
         saved = [results[d * width + 1 + k] for k in range(_SAVED[kind]) for d in range(directions)]
-        ctx.save_for_backward(*groups[0], *groups[1], *groups[2], *saved)
+        ctx.save_for_backward(lengths, *groups[1], *groups[2], *saved)
         return tuple(results[d * width] for d in range(directions))
 
     @staticmethod
     @once_differentiable
     def backward(ctx, *grad_outputs):
-        directions, saved = ctx.directions, ctx.saved_tensors
-        groups = [list(saved[k * directions : (k + 1) * directions]) for k in range(len(saved) // directions)]
-        need_grad_x = any(ctx.needs_input_grad[3 : 3 + directions])
+        directions, (lengths, *saved) = ctx.directions, ctx.saved_tensors
+        # weight_ih, weight_hh, the packed inputs, then the other saved tensors, one group per kind of tensor
+        w_ih, w_hh, packed, *others = [
+            list(saved[k * directions : (k + 1) * directions]) for k in range(len(saved) // directions)
+        ]
+        need_grad_x = any(ctx.needs_input_grad[4 : 4 + directions])
         arguments = (ctx.relu,) if ctx.kind == "rnn" else ()
         grads = getattr(kernel_ops(), f"{ctx.kind}_backward")(
-            [grad.contiguous() for grad in grad_outputs], *groups, *arguments, need_grad_x
+            [grad.contiguous() for grad in grad_outputs], lengths, packed, w_ih, w_hh, *others, *arguments, need_grad_x
         )
         # per direction: input, weight_ih, weight_hh, bias_ih, bias_hh; returned grouped as the inputs were
         by_input = [grads[d * 5 + k] if k or need_grad_x else None for k in range(5) for d in range(directions)]
-        return (None, None, None, *by_input)
+        return (None, None, None, None, *by_input)
 
 
 def _has_hooks(cell: nn.Module) -> bool:
@@ -224,8 +229,10 @@ def _applies(cell: nn.RNNBase, hidden: torch.Tensor) -> bool:
         and hidden.dim() == 3
         and hidden.shape[0] > 0
         and hidden.shape[1] > 0
-        # under CPU autocast the layer computes in float32, whatever dtype the previous op handed it
+        # under CPU autocast the layer computes in float32, whatever dtype the previous op handed it; the LSTM keeps
+        # oneDNN's bf16 kernel there (1.4x faster than float32 on workload W)
         and (hidden.dtype == torch.float32 or torch.is_autocast_enabled("cpu"))
+        and not (type(cell) is nn.LSTM and torch.is_autocast_enabled("cpu"))
         and all(parameter.dtype == torch.float32 and parameter.device.type == "cpu" for parameter in parameters)
         and torch.is_grad_enabled()
         and (hidden.requires_grad or any(parameter.requires_grad for parameter in parameters))
@@ -236,19 +243,28 @@ def _applies(cell: nn.RNNBase, hidden: torch.Tensor) -> bool:
     )
 
 
-def run_sequence_kernels(cells: list[nn.RNNBase], inputs: list[torch.Tensor]) -> list[torch.Tensor] | None:
+def run_sequence_kernels(
+    cells: list[nn.RNNBase], inputs: list[torch.Tensor], lengths: torch.Tensor | None = None
+) -> list[torch.Tensor] | None:
     """`[cell(hidden)[0] for cell, hidden in zip(cells, inputs)]` (zero initial states) through one kernel call that
-    runs the directions of a layer concurrently, or `None` where the kernel does not apply to every cell."""
+    runs the directions of a layer concurrently, or `None` where the kernel does not apply to every cell.
+
+    With `lengths` (each sequence's real length; the inputs right-padded), only real positions are computed: the
+    outputs there are the cells', and zeros at padded positions (the cells would have run on through the padding, and
+    nothing downstream of an hf_rnn layer reads it).
+    """
     if len({type(cell) for cell in cells}) != 1 or not all(map(_applies, cells, inputs)) or kernel_ops() is None:
         return None
     kind = {nn.GRU: "gru", nn.RNN: "rnn", nn.LSTM: "lstm"}[type(cells[0])]
     names = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
     weights = [getattr(cell, name).contiguous() for name in names for cell in cells]
+    batch, time = inputs[0].shape[:2]
+    lengths = torch.full((batch,), time) if lengths is None else lengths.to("cpu", torch.int64).contiguous()
     # the operators compute in float32: autocast must not turn their matrix products into bf16 ones
     with torch.autocast("cpu", enabled=False):
         inputs = [hidden.float().contiguous() for hidden in inputs]
         relu = kind == "rnn" and cells[0].nonlinearity == "relu"
-        return list(_Sequences.apply(kind, relu, len(cells), *inputs, *weights))
+        return list(_Sequences.apply(kind, relu, len(cells), lengths, *inputs, *weights))
 
 
 def run_sequence_kernel(cell: nn.RNNBase, hidden: torch.Tensor) -> torch.Tensor | None:

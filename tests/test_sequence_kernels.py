@@ -124,23 +124,48 @@ def test_cells_with_hooks_strided_weights_and_in_place_writes():
 def test_the_operators_check_their_inputs():
     cell = CELLS["gru"]()
     weights = [[cell.weight_ih_l0.detach()], [cell.weight_hh_l0.detach()], [cell.bias_ih_l0.detach()]]
-    x = [torch.randn(2, 3, 5)]
+    x, lengths = [torch.randn(2, 3, 5)], torch.tensor([3, 1])
     with pytest.raises(RuntimeError, match="contiguous float32"):
-        kernel_ops().gru_forward(x, *weights, [torch.randn(24)[::2]])
+        kernel_ops().gru_forward(x, lengths, *weights, [torch.randn(24)[::2]])
     with pytest.raises(RuntimeError, match="biases do not match"):
-        kernel_ops().gru_forward(x, *weights, [torch.randn(4)])
+        kernel_ops().gru_forward(x, lengths, *weights, [torch.randn(4)])
     with pytest.raises(RuntimeError, match="one tensor per direction"):
-        kernel_ops().gru_forward(x * 2, *weights, [torch.randn(12)])
+        kernel_ops().gru_forward(x * 2, lengths, *weights, [torch.randn(12)])
     with pytest.raises(RuntimeError, match="one or two directions"):
-        kernel_ops().gru_forward(x * 3, *[w * 3 for w in weights], [torch.randn(12)] * 3)
+        kernel_ops().gru_forward(x * 3, lengths, *[w * 3 for w in weights], [torch.randn(12)] * 3)
+    for wrong in (torch.tensor([4, 1]), torch.tensor([-1, 1]), torch.tensor([3]), torch.tensor([3.0, 1.0])):
+        with pytest.raises(RuntimeError, match="lengths must"):
+            kernel_ops().gru_forward(x, wrong, *weights, [torch.randn(12)])
 
 
 @pytest.mark.parametrize("name", CELLS)
-@pytest.mark.parametrize("threads", [1, 2])
+def test_with_lengths_only_real_positions_are_computed(name):
+    """Right-padded sequences of lengths 7, 0, 3 and 7 in a batch 9 steps wide: at real positions the outputs are the
+    cell's on each sequence alone, padded positions are zeros, and the gradients are those of the real positions'
+    outputs (a gradient reaching padded positions is not used: nothing downstream of an hf_rnn layer reads them)."""
+    torch.manual_seed(0)
+    cell, lengths = CELLS[name](), torch.tensor([7, 0, 3, 7])
+    hidden = torch.randn(4, 9, 5, requires_grad=True)
+    grad = torch.randn(4, 9, 4)
+    real = (torch.arange(9) < lengths.unsqueeze(1)).unsqueeze(-1)
+    (outputs,) = run_sequence_kernels([cell], [hidden], lengths)
+    assert torch.equal(outputs[~real.expand_as(outputs)], torch.zeros(int((~real).sum()) * 4))
+    grads = torch.autograd.grad(outputs, [hidden, *cell.parameters()], grad)
+    # the module runs on through the padding (right padding: it does not change the real positions' outputs)
+    reference = cell(hidden)[0] * real
+    reference_grads = torch.autograd.grad(reference, [hidden, *cell.parameters()], grad * real)
+    torch.testing.assert_close(outputs, reference, rtol=1e-6, atol=1e-6)
+    for got, expected in zip(grads, reference_grads):
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    assert torch.equal(grads[0][1], torch.zeros(9, 5))  # the empty sequence gets no gradient
+
+
+@pytest.mark.parametrize("name", CELLS)
+@pytest.mark.parametrize("threads", [1, 2, 3])
 def test_both_directions_at_once_equal_each_alone_and_the_modules(name, threads):
-    """A bidirectional layer's two cells in one call (one per thread of ATen's pool, or one after the other on one
-    thread): the outputs and gradients of each cell alone, bit for bit, and PyTorch's to float32 rounding; the pool's
-    thread count is unchanged afterwards."""
+    """A bidirectional layer's two cells in one call (one per thread of a two-thread pool, else one after the other):
+    the outputs and gradients of each cell alone, bit for bit, and PyTorch's to float32 rounding; the pool's thread
+    count is unchanged afterwards."""
     torch.manual_seed(0)
     cells, inputs = [CELLS[name](), CELLS[name]()], [torch.randn(3, 11, 5), torch.randn(3, 11, 5)]
     grads = [torch.randn(3, 11, 4), torch.randn(3, 11, 4)]
@@ -174,6 +199,8 @@ def test_under_bf16_autocast_the_kernel_computes_in_float32():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         outputs, grads = gradients(cell, hidden.bfloat16(), grad, kernel=True)
     assert outputs.dtype == torch.float32
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the LSTM keeps oneDNN's bf16 kernel
+        assert run_sequence_kernel(CELLS["lstm"](), hidden.bfloat16()) is None
     # only the input's rounding to bf16 differs from the float32 modules
     torch.testing.assert_close(outputs, reference, rtol=2e-2, atol=2e-2)
     for got, expected in zip(grads[1:], reference_grads[1:]):
@@ -204,7 +231,9 @@ def test_model_training_step_matches_modules_and_inference_is_unchanged(cell):
 
     calls = []
     original = hf_rnn.RecurrentLayer.sequence_kernel
-    hf_rnn.RecurrentLayer.sequence_kernel = lambda cells, inputs: calls.append(len(cells)) or original(cells, inputs)
+    hf_rnn.RecurrentLayer.sequence_kernel = lambda cells, inputs, lengths: (
+        calls.append(len(cells)) or original(cells, inputs, lengths)
+    )
     try:
         loss, grads = step(True)
     finally:
