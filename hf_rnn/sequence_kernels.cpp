@@ -46,6 +46,26 @@ void check_layer(const Tensor& x, const Tensor& w_ih, const Tensor& w_hh, const 
   TORCH_CHECK(b_ih.numel() == gates * hidden && b_hh.numel() == gates * hidden, "biases do not match hidden size");
 }
 
+// The backward operators' tensors: the gradient of the outputs (batch, time, hidden) and the saved packed tensors,
+// contiguous float32 with one row per real position and the widths the forward operator gave them.
+void check_saved(const Tensor& grad, const Tensor& w_ih, const Tensor& w_hh, int64_t gates, int64_t total,
+                 std::initializer_list<std::pair<const Tensor*, int64_t>> saved) {
+  const int64_t hidden = w_hh.size(1);
+  for (const Tensor* w : {&w_ih, &w_hh}) {
+    TORCH_CHECK(w->device().is_cpu() && w->scalar_type() == at::kFloat && w->is_contiguous() && w->dim() == 2 &&
+                    w->size(0) == gates * hidden,
+                "hf_rnn sequence kernels take contiguous float32 CPU weights of the layer's shapes");
+  }
+  TORCH_CHECK(grad.device().is_cpu() && grad.scalar_type() == at::kFloat && grad.is_contiguous() && grad.dim() == 3 &&
+                  grad.size(2) == hidden,
+              "the gradient must be a contiguous float32 CPU tensor (batch, time, hidden_size)");
+  for (const auto& [t, width] : saved) {
+    TORCH_CHECK(t->device().is_cpu() && t->scalar_type() == at::kFloat && t->is_contiguous() && t->dim() == 2 &&
+                    t->size(0) == total && (width < 0 || t->size(1) == width),
+                "the saved tensors must be what the forward operator returned for these lengths");
+  }
+}
+
 // Where a batch's real positions go in the packed, time-major layout.
 struct Packing {
   int64_t batch = 0, time = 0, total = 0;
@@ -71,13 +91,14 @@ Packing make_packing(const Tensor& lengths, int64_t batch, int64_t time) {
   TORCH_CHECK(lengths.device().is_cpu() && lengths.scalar_type() == at::kLong && lengths.dim() == 1 &&
                   lengths.size(0) == batch,
               "lengths must be an int64 CPU tensor with one entry per sequence");
+  const Tensor lengths_c = lengths.contiguous();
   Packing p;
   p.batch = batch;
   p.time = time;
   // longest first, ties in batch order
-  Tensor order = std::get<1>(lengths.sort(/*stable=*/true, /*dim=*/0, /*descending=*/true)).contiguous();
+  Tensor order = std::get<1>(lengths_c.sort(/*stable=*/true, /*dim=*/0, /*descending=*/true)).contiguous();
   const int64_t* by_length = order.data_ptr<int64_t>();
-  const int64_t* length = lengths.data_ptr<int64_t>();
+  const int64_t* length = lengths_c.data_ptr<int64_t>();
   const int64_t longest = batch ? length[by_length[0]] : 0;
   for (int64_t b = 0; b < batch; ++b) {
     TORCH_CHECK(length[b] >= 0 && length[b] <= time, "lengths must lie between 0 and the input's time steps");
@@ -89,7 +110,7 @@ Packing make_packing(const Tensor& lengths, int64_t batch, int64_t time) {
     p.sizes.push_back(active);
     p.total += active;
   }
-  p.index = at::empty({p.total}, lengths.options());
+  p.index = at::empty({p.total}, lengths_c.options());
   int64_t* rows = p.index.data_ptr<int64_t>();
   for (int64_t t = 0; t < longest; ++t) {
     for (int64_t i = 0; i < p.sizes[t]; ++i) rows[p.offsets[t] + i] = by_length[i] * time + t;
@@ -112,7 +133,7 @@ void carry(const Packing& p, int64_t t, const Tensor& out, const Tensor& prev) {
 // The gates' arithmetic of one step, as functions over raw rows. Rows are batch entries; H is the hidden size, G the
 // width of all gates. The forward steps run in ATen's vector type (AVX-512 or AVX2 where the build's CPU capability
 // has it) with its sigmoid and tanh (SLEEF's, as ATen's own operators use), in one pass per row; the backward steps
-// are plain loops the compiler vectorizes (restrict-qualified parameters).
+// are plain loops the compiler vectorizes (restrict-qualified parameters), or in the vector type as well.
 using Vec = at::vec::Vectorized<float>;
 
 inline Vec sigmoid(const Vec& a) { return (Vec(1.0f) + a.neg().exp()).reciprocal(); }
@@ -159,10 +180,11 @@ void rnn_step_forward(int64_t count, bool relu, const float* __restrict__ gi, co
 
 // From the gradient reaching h_t (dh_rec from step t+1 through W_hh, dh_direct = the previous step's d * z, go from
 // the outputs): the gradients of the input projections (dgi) and recurrent projections (dgh), and d * z for step t-1.
-void gru_step_backward(int64_t rows, int64_t H, const float* __restrict__ dh_rec, const float* __restrict__ dh_direct,
+// dh_direct is read and written in place, element by element (so it is not restrict-qualified).
+void gru_step_backward(int64_t rows, int64_t H, const float* __restrict__ dh_rec, const float* dh_direct,
                        const float* __restrict__ go, const float* __restrict__ rz, const float* __restrict__ n,
                        const float* __restrict__ gh_n, const float* __restrict__ h, float* __restrict__ dgi,
-                       float* __restrict__ dgh, float* __restrict__ dh_direct_out) {
+                       float* __restrict__ dgh, float* dh_direct_out) {
   const int64_t G = 3 * H;
   for (int64_t b = 0; b < rows; ++b) {
     for (int64_t j = 0; j < H; ++j) {
@@ -231,6 +253,7 @@ std::vector<Tensor> gru_backward_one(const Tensor& grad_outputs, const Tensor& x
                                      const Tensor& w_hh, const Tensor& prev, const Tensor& rz, const Tensor& n,
                                      const Tensor& gh_n, const Packing& p, bool need_grad_x) {
   const int64_t H = w_hh.size(1), G = 3 * H;
+  check_saved(grad_outputs, w_ih, w_hh, 3, p.total, {{&xp, w_ih.size(1)}, {&prev, H}, {&rz, 2 * H}, {&n, H}, {&gh_n, H}});
   auto options = xp.options();
   Tensor go = p.pack(grad_outputs);
   Tensor d_gi = at::empty({p.total, G}, options), d_gh = at::empty({p.total, G}, options);
@@ -275,6 +298,7 @@ std::vector<Tensor> rnn_backward_one(const Tensor& grad_outputs, const Tensor& x
                                      const Tensor& w_hh, const Tensor& prev, const Tensor& out, bool relu,
                                      const Packing& p, bool need_grad_x) {
   const int64_t H = w_hh.size(1);
+  check_saved(grad_outputs, w_ih, w_hh, 1, p.total, {{&xp, w_ih.size(1)}, {&prev, H}, {&out, H}});
   Tensor go = p.pack(grad_outputs);
   Tensor d_pre = at::empty({p.total, H}, xp.options());
   Tensor dh = at::zeros({p.batch, H}, xp.options());
@@ -385,6 +409,8 @@ std::vector<Tensor> lstm_backward_one(const Tensor& grad_outputs, const Tensor& 
                                       const Tensor& w_hh, const Tensor& prev, const Tensor& c_prev,
                                       const Tensor& gates, const Tensor& tanh_c, const Packing& p, bool need_grad_x) {
   const int64_t H = w_hh.size(1), G = 4 * H;
+  check_saved(grad_outputs, w_ih, w_hh, 4, p.total,
+              {{&xp, w_ih.size(1)}, {&prev, H}, {&c_prev, H}, {&gates, G}, {&tanh_c, H}});
   auto options = xp.options();
   Tensor go = p.pack(grad_outputs);
   Tensor d_gates = at::empty({p.total, G}, options);
@@ -419,6 +445,7 @@ std::vector<Tensor> per_direction(int64_t directions, const F& run) {
   TORCH_CHECK(directions == 1 || directions == 2, "hf_rnn sequence kernels take one or two directions");
   std::vector<std::vector<Tensor>> results(directions);
   if (directions == 1 || at::get_num_threads() != 2) {
+    at::NoGradGuard no_grad;  // the operators compute values only, as in the parallel branch
     for (int64_t d = 0; d < directions; ++d) results[d] = run(d);
   } else {
     at::parallel_for(0, directions, 1, [&](int64_t begin, int64_t end) {

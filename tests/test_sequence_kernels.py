@@ -138,26 +138,60 @@ def test_the_operators_check_their_inputs():
             kernel_ops().gru_forward(x, wrong, *weights, [torch.randn(12)])
 
 
+# hidden size 20: the gates' vector loops run full 16-wide chunks and a partial one
+WIDE = {
+    "gru": lambda: nn.GRU(5, 20, batch_first=True),
+    "rnn-tanh": lambda: nn.RNN(5, 20, batch_first=True),
+    "rnn-relu": lambda: nn.RNN(5, 20, batch_first=True, nonlinearity="relu"),
+    "lstm": lambda: nn.LSTM(5, 20, batch_first=True),
+}
+
+
 @pytest.mark.parametrize("name", CELLS)
-def test_with_lengths_only_real_positions_are_computed(name):
-    """Right-padded sequences of lengths 7, 0, 3 and 7 in a batch 9 steps wide: at real positions the outputs are the
-    cell's on each sequence alone, padded positions are zeros, and the gradients are those of the real positions'
-    outputs (a gradient reaching padded positions is not used: nothing downstream of an hf_rnn layer reads them)."""
+@pytest.mark.parametrize("threads", [1, 2])
+def test_with_lengths_only_real_positions_are_computed(name, threads):
+    """Both directions of a layer on right-padded sequences of lengths 7, 0, 3 and 7 in a batch 9 steps wide: at real
+    positions the outputs are the cells', padded positions are zeros, and the gradients are those of the real
+    positions' outputs (a gradient reaching padded positions is not used: nothing downstream of an hf_rnn layer reads
+    them)."""
     torch.manual_seed(0)
-    cell, lengths = CELLS[name](), torch.tensor([7, 0, 3, 7])
-    hidden = torch.randn(4, 9, 5, requires_grad=True)
-    grad = torch.randn(4, 9, 4)
+    cells, lengths = [WIDE[name](), WIDE[name]()], torch.tensor([7, 0, 3, 7])
+    inputs = [torch.randn(4, 9, 5, requires_grad=True), torch.randn(4, 9, 5, requires_grad=True)]
+    grads = [torch.randn(4, 9, 20), torch.randn(4, 9, 20)]
     real = (torch.arange(9) < lengths.unsqueeze(1)).unsqueeze(-1)
-    (outputs,) = run_sequence_kernels([cell], [hidden], lengths)
-    assert torch.equal(outputs[~real.expand_as(outputs)], torch.zeros(int((~real).sum()) * 4))
-    grads = torch.autograd.grad(outputs, [hidden, *cell.parameters()], grad)
-    # the module runs on through the padding (right padding: it does not change the real positions' outputs)
-    reference = cell(hidden)[0] * real
-    reference_grads = torch.autograd.grad(reference, [hidden, *cell.parameters()], grad * real)
-    torch.testing.assert_close(outputs, reference, rtol=1e-6, atol=1e-6)
-    for got, expected in zip(grads, reference_grads):
-        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
-    assert torch.equal(grads[0][1], torch.zeros(9, 5))  # the empty sequence gets no gradient
+    parameters = [parameter for cell in cells for parameter in cell.parameters()]
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        outputs = run_sequence_kernels(cells, inputs, lengths)
+        got = torch.autograd.grad(outputs, inputs + parameters, grads)
+    finally:
+        torch.set_num_threads(previous)
+    for output in outputs:
+        assert torch.equal(output[~real.expand_as(output)], torch.zeros(int((~real).sum()) * 20))
+    # the modules run on through the padding (right padding: it does not change the real positions' outputs)
+    reference = [cell(hidden)[0] * real for cell, hidden in zip(cells, inputs)]
+    expected = torch.autograd.grad(reference, inputs + parameters, [grad * real for grad in grads])
+    for output, wanted in zip(outputs, reference):
+        torch.testing.assert_close(output, wanted, rtol=1e-6, atol=1e-6)
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    assert torch.equal(got[0][1], torch.zeros(9, 5))  # the empty sequence gets no gradient
+
+
+def test_the_backward_operators_check_what_they_are_given():
+    cell, x, lengths = WIDE["lstm"](), torch.randn(2, 3, 5), torch.tensor([3, 1])
+    weights = [[parameter.detach()] for parameter in cell.parameters()]
+    outputs, packed, *saved = kernel_ops().lstm_forward([x], lengths, *weights)
+    grad = [torch.randn(2, 3, 20)]
+    args = [[packed], weights[0], weights[1], *[[tensor] for tensor in saved]]
+    assert kernel_ops().lstm_backward(grad, lengths, *args, True)[0].shape == (2, 3, 5)
+    with pytest.raises(RuntimeError, match="saved tensors must be"):
+        kernel_ops().lstm_backward(grad, torch.tensor([3, 2]), *args, True)  # lengths other than the forward's
+    with pytest.raises(RuntimeError, match="the gradient must be"):
+        kernel_ops().lstm_backward([torch.randn(2, 3, 7)], lengths, *args, True)
+    with pytest.raises(RuntimeError, match="contiguous float32 CPU weights"):
+        kernel_ops().lstm_backward(grad, lengths, [packed], [weights[0][0].double()], *args[2:], True)
 
 
 @pytest.mark.parametrize("name", CELLS)
