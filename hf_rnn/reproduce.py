@@ -369,6 +369,8 @@ def _parameters(total: int, trainable: int | None = None) -> str:
 
 
 def _duration(seconds: float) -> str:
+    if seconds < 10:  # short runs keep a decimal: "6.6 s against 7.1 s", not "7 s against 7 s"
+        return f"{seconds:.1f} s"
     minutes, seconds = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     if hours:

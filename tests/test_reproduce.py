@@ -181,6 +181,8 @@ def test_results_table_picks_per_dataset():
     assert "fastest to train within 1 point of it: `quick` (89.50%, 1 min 00 s against 10 min 00 s)" in guide
     assert "fewest trained parameters within 1 point: `tiny` (89.20%, 100.0k)" in guide
     assert "`bad`" not in guide
+    # runs under 10 s keep a decimal, so that two of them compare
+    assert "| 1.0 s |" in table and "| 2 min 00 s |" in table
     assert "6.00M (3.00M trained)" in table and "Machine: cpu (2 logical CPUs)." in table
     assert "How the defaults were chosen" not in table
 
