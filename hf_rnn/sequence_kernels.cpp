@@ -32,13 +32,14 @@ namespace {
 
 using at::Tensor;
 
-// The raw-pointer loops need contiguous float32 tensors of the layer's shapes: checked, since the operators are
+// The raw-pointer loops need contiguous float32 CPU tensors of the layer's shapes: checked, since the operators are
 // callable through torch.ops as well as through hf_rnn's autograd Functions.
+bool raw_floats(const Tensor& t) { return t.device().is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous(); }
+
 void check_layer(const Tensor& x, const Tensor& w_ih, const Tensor& w_hh, const Tensor& b_ih, const Tensor& b_hh,
                  int64_t gates) {
   for (const Tensor* t : {&x, &w_ih, &w_hh, &b_ih, &b_hh}) {
-    TORCH_CHECK(t->device().is_cpu() && t->scalar_type() == at::kFloat && t->is_contiguous(),
-                "hf_rnn sequence kernels take contiguous float32 CPU tensors");
+    TORCH_CHECK(raw_floats(*t), "hf_rnn sequence kernels take contiguous float32 CPU tensors");
   }
   const int64_t hidden = w_hh.size(1);
   TORCH_CHECK(x.dim() == 3 && x.size(2) == w_ih.size(1), "input must be (batch, time, input_size)");
@@ -52,16 +53,13 @@ void check_saved(const Tensor& grad, const Tensor& w_ih, const Tensor& w_hh, int
                  std::initializer_list<std::pair<const Tensor*, int64_t>> saved) {
   const int64_t hidden = w_hh.size(1);
   for (const Tensor* w : {&w_ih, &w_hh}) {
-    TORCH_CHECK(w->device().is_cpu() && w->scalar_type() == at::kFloat && w->is_contiguous() && w->dim() == 2 &&
-                    w->size(0) == gates * hidden,
+    TORCH_CHECK(raw_floats(*w) && w->dim() == 2 && w->size(0) == gates * hidden,
                 "hf_rnn sequence kernels take contiguous float32 CPU weights of the layer's shapes");
   }
-  TORCH_CHECK(grad.device().is_cpu() && grad.scalar_type() == at::kFloat && grad.is_contiguous() && grad.dim() == 3 &&
-                  grad.size(2) == hidden,
+  TORCH_CHECK(raw_floats(grad) && grad.dim() == 3 && grad.size(2) == hidden,
               "the gradient must be a contiguous float32 CPU tensor (batch, time, hidden_size)");
   for (const auto& [t, width] : saved) {
-    TORCH_CHECK(t->device().is_cpu() && t->scalar_type() == at::kFloat && t->is_contiguous() && t->dim() == 2 &&
-                    t->size(0) == total && (width < 0 || t->size(1) == width),
+    TORCH_CHECK(raw_floats(*t) && t->dim() == 2 && t->size(0) == total && t->size(1) == width,
                 "the saved tensors must be what the forward operator returned for these lengths");
   }
 }
@@ -128,6 +126,23 @@ void mm_into(Tensor out, const Tensor& a, const Tensor& b) { at::mm_out(out, a, 
 // `out` feed the rows of step t + 1, which are the first `sizes[t + 1]` of them.
 void carry(const Packing& p, int64_t t, const Tensor& out, const Tensor& prev) {
   if (t + 1 < p.steps()) rows(prev, p.offsets[t + 1], p.sizes[t + 1]).copy_(rows(out, p.offsets[t], p.sizes[t + 1]));
+}
+
+// The forward recurrence every cell shares, from zero initial states: per step t, gh = h_{t-1} W_hh^T for its `m`
+// packed rows (from `prev`, starting at row `o`), then `step(o, m, gh)` computes the cell's outputs into `out`, which
+// carry on to step t + 1. The product goes to one small buffer that stays in cache: written into a large buffer whose
+// pages are touched for the first time, the products took 1.5x as long.
+template <typename Step>
+void recur(const Packing& p, const Tensor& w_hh, const Tensor& prev, const Tensor& out, const Step& step) {
+  Tensor gh = at::empty({p.batch, w_hh.size(0)}, prev.options());
+  Tensor w_hh_t = w_hh.t();
+  if (p.steps() > 0) rows(prev, 0, p.sizes[0]).zero_();
+  for (int64_t t = 0; t < p.steps(); ++t) {
+    const int64_t o = p.offsets[t], m = p.sizes[t];
+    mm_into(rows(gh, 0, m), rows(prev, o, m), w_hh_t);
+    step(t, o, m, gh.data_ptr<float>());
+    carry(p, t, out, prev);
+  }
 }
 
 // The gates' arithmetic of one step, as functions over raw rows. Rows are batch entries; H is the hidden size, G the
@@ -218,20 +233,12 @@ std::vector<Tensor> gru_forward_one(const Tensor& x, const Tensor& w_ih, const T
   Tensor prev = at::empty({p.total, H}, options), out = at::empty({p.total, H}, options);
   Tensor rz = at::empty({p.total, 2 * H}, options), n = at::empty({p.total, H}, options);
   Tensor gh_n = at::empty({p.total, H}, options);
-  // the recurrent product goes to one small buffer that stays in cache: written into a large buffer whose pages are
-  // touched for the first time, the products took 1.5x as long
-  Tensor gh = at::empty({p.batch, G}, options);
-  Tensor w_hh_t = w_hh.t();
   const float* bias = b_hh.data_ptr<float>();
-  if (p.steps() > 0) rows(prev, 0, p.sizes[0]).zero_();
-  for (int64_t t = 0; t < p.steps(); ++t) {
-    const int64_t o = p.offsets[t], m = p.sizes[t];
-    mm_into(rows(gh, 0, m), rows(prev, o, m), w_hh_t);
-    gru_step_forward(m, H, gi.data_ptr<float>() + o * G, gh.data_ptr<float>(), bias, prev.data_ptr<float>() + o * H,
+  recur(p, w_hh, prev, out, [&](int64_t, int64_t o, int64_t m, const float* gh) {
+    gru_step_forward(m, H, gi.data_ptr<float>() + o * G, gh, bias, prev.data_ptr<float>() + o * H,
                      rz.data_ptr<float>() + o * 2 * H, n.data_ptr<float>() + o * H, gh_n.data_ptr<float>() + o * H,
                      out.data_ptr<float>() + o * H);
-    carry(p, t, out, prev);
-  }
+  });
   return {p.unpack(out), xp, prev, rz, n, gh_n};
 }
 
@@ -253,7 +260,8 @@ std::vector<Tensor> gru_backward_one(const Tensor& grad_outputs, const Tensor& x
                                      const Tensor& w_hh, const Tensor& prev, const Tensor& rz, const Tensor& n,
                                      const Tensor& gh_n, const Packing& p, bool need_grad_x) {
   const int64_t H = w_hh.size(1), G = 3 * H;
-  check_saved(grad_outputs, w_ih, w_hh, 3, p.total, {{&xp, w_ih.size(1)}, {&prev, H}, {&rz, 2 * H}, {&n, H}, {&gh_n, H}});
+  check_saved(grad_outputs, w_ih, w_hh, 3, p.total,
+              {{&xp, w_ih.size(1)}, {&prev, H}, {&rz, 2 * H}, {&n, H}, {&gh_n, H}});
   auto options = xp.options();
   Tensor go = p.pack(grad_outputs);
   Tensor d_gi = at::empty({p.total, G}, options), d_gh = at::empty({p.total, G}, options);
@@ -282,15 +290,9 @@ std::vector<Tensor> rnn_forward_one(const Tensor& x, const Tensor& w_ih, const T
   // both biases go into the input projections, computed for all steps at once
   Tensor gi = at::addmm(b_ih + b_hh, xp, w_ih.t());
   Tensor prev = at::empty({p.total, H}, options), out = at::empty({p.total, H}, options);
-  Tensor gh = at::empty({p.batch, H}, options);  // a small buffer that stays in cache (see gru_forward_one)
-  Tensor w_hh_t = w_hh.t();
-  if (p.steps() > 0) rows(prev, 0, p.sizes[0]).zero_();
-  for (int64_t t = 0; t < p.steps(); ++t) {
-    const int64_t o = p.offsets[t], m = p.sizes[t];
-    mm_into(rows(gh, 0, m), rows(prev, o, m), w_hh_t);
-    rnn_step_forward(m * H, relu, gi.data_ptr<float>() + o * H, gh.data_ptr<float>(), out.data_ptr<float>() + o * H);
-    carry(p, t, out, prev);
-  }
+  recur(p, w_hh, prev, out, [&](int64_t, int64_t o, int64_t m, const float* gh) {
+    rnn_step_forward(m * H, relu, gi.data_ptr<float>() + o * H, gh, out.data_ptr<float>() + o * H);
+  });
   return {p.unpack(out), xp, prev, out};
 }
 
@@ -324,8 +326,7 @@ std::vector<Tensor> rnn_backward_one(const Tensor& grad_outputs, const Tensor& x
 // c' = f * c + i * g, tanh(c'), h' = o * tanh(c').
 void lstm_step_forward(int64_t rows, int64_t H, const float* __restrict__ gi, const float* __restrict__ gh,
                        const float* __restrict__ b_hh, const float* __restrict__ c, float* __restrict__ gates,
-                       float* __restrict__ c_next,
-                       float* __restrict__ tanh_c, float* __restrict__ h_next) {
+                       float* __restrict__ c_next, float* __restrict__ tanh_c, float* __restrict__ h_next) {
   const int64_t G = 4 * H;
   for (int64_t b = 0; b < rows; ++b) {
     const float *gi_b = gi + b * G, *gh_b = gh + b * G;
@@ -386,22 +387,14 @@ std::vector<Tensor> lstm_forward_one(const Tensor& x, const Tensor& w_ih, const 
   Tensor prev = at::empty({p.total, H}, options), out = at::empty({p.total, H}, options);
   Tensor c_prev = at::empty({p.total, H}, options), c_out = at::empty({p.total, H}, options);
   Tensor gates = at::empty({p.total, G}, options), tanh_c = at::empty({p.total, H}, options);
-  Tensor gh = at::empty({p.batch, G}, options);  // a small buffer that stays in cache (see gru_forward_one)
-  Tensor w_hh_t = w_hh.t();
   const float* bias = b_hh.data_ptr<float>();
-  if (p.steps() > 0) {
-    rows(prev, 0, p.sizes[0]).zero_();
-    rows(c_prev, 0, p.sizes[0]).zero_();
-  }
-  for (int64_t t = 0; t < p.steps(); ++t) {
-    const int64_t o = p.offsets[t], m = p.sizes[t];
-    mm_into(rows(gh, 0, m), rows(prev, o, m), w_hh_t);
-    lstm_step_forward(m, H, gi.data_ptr<float>() + o * G, gh.data_ptr<float>(), bias, c_prev.data_ptr<float>() + o * H,
+  if (p.steps() > 0) rows(c_prev, 0, p.sizes[0]).zero_();
+  recur(p, w_hh, prev, out, [&](int64_t t, int64_t o, int64_t m, const float* gh) {
+    lstm_step_forward(m, H, gi.data_ptr<float>() + o * G, gh, bias, c_prev.data_ptr<float>() + o * H,
                       gates.data_ptr<float>() + o * G, c_out.data_ptr<float>() + o * H,
                       tanh_c.data_ptr<float>() + o * H, out.data_ptr<float>() + o * H);
-    carry(p, t, out, prev);
-    carry(p, t, c_out, c_prev);
-  }
+    carry(p, t, c_out, c_prev);  // the cell state carries on as the hidden state does
+  });
   return {p.unpack(out), xp, prev, c_prev, gates, tanh_c};
 }
 

@@ -255,7 +255,7 @@ def run_sequence_kernels(
     """
     if len({type(cell) for cell in cells}) != 1 or not all(map(_applies, cells, inputs)) or kernel_ops() is None:
         return None
-    kind = {nn.GRU: "gru", nn.RNN: "rnn", nn.LSTM: "lstm"}[type(cells[0])]
+    kind = next(name for name, cell_type in _CELLS.items() if type(cells[0]) is cell_type)
     names = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
     weights = [getattr(cell, name).contiguous() for name in names for cell in cells]
     batch, time = inputs[0].shape[:2]
